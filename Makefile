@@ -1,0 +1,128 @@
+# etcfs top-level Makefile.
+#   make            build bin/etcfsd bin/etcfsctl bin/etcfs bin/etcfs-bench
+#   make check      install missing packages, build, run every test
+#   make asan       the same tests on an ASan+UBSan build (build-asan/, bin-asan/)
+#   make fuzz       libFuzzer targets (clang) in bin-fuzz/
+#   make run        3-member local cluster mounted at ./mnt (see README)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make lint       clang-format check
+PREFIX ?= /usr/local
+DESTDIR ?=
+SANITIZE ?=
+BUILD ?= build
+BIN ?= bin
+CC ?= cc
+
+PKGS := fuse3 lmdb libzstd libcrypto libssl jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Debian's nng ships no pkg-config file.
+NNG_LIBS := $(shell pkg-config --libs nng 2>/dev/null || echo -lnng)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -pthread $(PKG_CFLAGS)
+LDLIBS := $(PKG_LIBS) $(NNG_LIBS) -pthread -lm
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+PROTO_SRC := $(wildcard proto/*.c)
+RAFT_SRC := $(wildcard server/raft/*.c)
+SERVER_LIB_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+CLI_SRC := $(wildcard cli/*.c)
+FS_SRC := $(wildcard fs/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+SIM_SRC := $(wildcard tests/sim/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+PROTO_OBJ := $(call obj,$(PROTO_SRC))
+RAFT_OBJ := $(call obj,$(RAFT_SRC))
+SERVER_LIB_OBJ := $(call obj,$(SERVER_LIB_SRC))
+
+PROGS := $(BIN)/etcfsd $(BIN)/etcfsctl
+ifneq ($(FS_SRC),)
+PROGS += $(BIN)/etcfs
+endif
+ifneq ($(BENCH_SRC),)
+PROGS += $(BIN)/etcfs-bench
+endif
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(UNIT_SRC))
+SIM_BINS := $(if $(SIM_SRC),$(BIN)/tests/raft_sim)
+
+.PHONY: all check asan fuzz run install clean lint deps test-bins
+all: $(PROGS) test-bins
+
+test-bins: $(UNIT_BINS) $(SIM_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libproto.a: $(PROTO_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libraft.a: $(RAFT_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libserver.a: $(SERVER_LIB_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+SERVER_LIBS := $(BUILD)/libserver.a $(BUILD)/libraft.a $(BUILD)/libproto.a
+
+$(BIN)/etcfsd: $(call obj,server/main.c) $(SERVER_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/etcfsctl: $(call obj,$(CLI_SRC)) $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/etcfs: $(call obj,$(FS_SRC)) $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/etcfs-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# Unit tests link everything but the programs' main files.
+$(BIN)/tests/%: $(BUILD)/tests/unit/%.o $(SERVER_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/tests/raft_sim: $(call obj,$(SIM_SRC)) $(SERVER_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@contrib/install-deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh $(BIN)
+
+asan: deps
+	@$(MAKE) --no-print-directory all SANITIZE=1 BUILD=build-asan BIN=bin-asan
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh bin-asan
+
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,bin-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz: deps $(FUZZ_TARGETS)
+bin-fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(RAFT_SRC)
+	@mkdir -p bin-fuzz
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -o $@ $^ $(LDLIBS)
+
+run: deps
+	@$(MAKE) --no-print-directory $(PROGS)
+	@contrib/run-local.sh
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/etcfs
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	if [ -x $(BIN)/etcfs ]; then ln -sf $(PREFIX)/bin/etcfs $(DESTDIR)$(PREFIX)/sbin/mount.etcfs; fi
+	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 $(wildcard man/*.8) $(DESTDIR)$(PREFIX)/share/man/man8/
+	cp -r contrib/. $(DESTDIR)$(PREFIX)/share/etcfs/
+
+lint:
+	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan bin bin-asan bin-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

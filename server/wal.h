@@ -1,0 +1,81 @@
+/*
+ * wal.h - the write-ahead log of Raft entries and hard state (prefix wal_),
+ * and the snapshot files next to it (prefix snapfile_).
+ *
+ * Layout: DIR/wal/0000000000000001-0000000000000001.wal ... segment files
+ * named <sequence>-<first index>, each a sequence of records
+ *
+ *     u32 length of payload | u32 CRC32C of (type byte + payload) | u8 type | payload
+ *
+ * record types: ENTRY (term, index, entry type, data), HARD_STATE (term,
+ * vote, commit), SNAPSHOT (index, term: entries up to here live in a
+ * snapshot), and a segment header (magic, version, cluster id, member id).
+ * Segments roll over at a size (64 MiB default); each segment header repeats
+ * the latest hard state and snapshot marker so that older segments can be
+ * deleted.
+ *
+ * Durability: wal_append() only buffers; wal_sync() writes and fsyncs (and
+ * fsyncs the directory after creating a segment).  The host calls wal_sync
+ * once per Raft ready (group commit) before sending anything.
+ *
+ * Recovery (wal_open): reads every segment in order; a torn or
+ * checksum-failing record at the very end of the last segment (a crash in
+ * mid-write) is truncated away; a bad record followed by valid data, or a
+ * gap in indexes, is corruption: wal_open fails with EF_E_CORRUPT and a
+ * message naming the file and offset.
+ *
+ * Storage goes through a small table of functions (wal_fs) so tests can use
+ * a simulated disk that loses everything not fsync'd.
+ */
+#ifndef EF_WAL_H
+#define EF_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/raft.h"
+
+typedef struct wal wal;
+
+typedef struct wal_recovered {
+	raft_hard_state hs;
+	raft_snapshot_meta snap; /* index 0 when none */
+	raft_entry *entries;     /* after snap.index, contiguous; malloc'ed, data malloc'ed */
+	size_t n_entries;
+	uint64_t cluster_id, member_id;
+} wal_recovered;
+
+/* Open (creating if absent) the WAL under dir.  cluster_id/member_id are
+ * written into new segments and checked against existing ones
+ * (EF_E_CLUSTER_MISMATCH). */
+int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out,
+	     wal_recovered *rec, char *err, size_t errlen);
+void wal_recovered_free(wal_recovered *rec);
+void wal_close(wal *w);
+
+/* Buffer entries (an entry whose index <= the last one truncates the log
+ * there first) and/or a hard state. */
+int wal_append(wal *w, const raft_entry *e, size_t n);
+int wal_set_hard_state(wal *w, const raft_hard_state *hs);
+/* Record that a snapshot at (index, term) exists, so recovery starts there. */
+int wal_mark_snapshot(wal *w, const raft_snapshot_meta *m);
+/* Write and fsync everything buffered. */
+int wal_sync(wal *w);
+/* Delete whole segments whose entries are all <= index (after a snapshot). */
+int wal_release_to(wal *w, uint64_t index);
+
+/* ---- snapshot files: DIR/snap/<term>-<index>.snap ----
+ * zstd-compressed LMDB environment copy with a header (magic, index, term,
+ * voters, uncompressed size, SHA-256 of the compressed payload). */
+/* Compress the file at src_path into a snapshot named after m; returns its path in out. */
+int snapfile_write(const char *dir, const raft_snapshot_meta *m, const char *src_path,
+		   char *out_path, size_t out_len);
+/* Check the checksum and decompress into dst_path; fill m. EF_E_CORRUPT. */
+int snapfile_read(const char *snap_path, const char *dst_path, raft_snapshot_meta *m);
+/* Path of the newest valid snapshot in dir (empty string when none). */
+int snapfile_latest(const char *dir, char *out_path, size_t out_len, raft_snapshot_meta *m);
+
+/* CRC32C (Castagnoli), exposed for tests and other records. */
+uint32_t ef_crc32c(uint32_t crc, const void *p, size_t n);
+
+#endif
