@@ -64,10 +64,14 @@ uint64_t efc_failovers(efc_client *c);
 /* ------------------------------------------------------------------ */
 /* Watches.                                                             */
 
-/* Called on the library's receive thread for every watch response of the
- * watch (created, events, progress, canceled).  The message and its arena
- * are only valid during the call.  Must not call efc_call on the same client
- * synchronously for long (it would delay other watches); it may. */
+/* Called on the client's watch-delivery thread (one per client, so callbacks
+ * of one client never run concurrently) for every watch response of the
+ * watch (created, events, progress, canceled).  The message is only valid
+ * during the call.  The callback may call efc_call() on the same client; it
+ * must not call efc_watch_stop() (deadlock).  After a failover the watch is
+ * re-created from the revision after the last delivered one; the second
+ * "created" is not passed on.  canceled=1 with compact_revision set means
+ * the revision to resume from was compacted: the watch is over, resync. */
 typedef void (*efc_watch_cb)(void *ud, const ef_watch_resp *w, const ef_resp_header *hdr);
 
 typedef struct efc_watch efc_watch;
