@@ -1,0 +1,240 @@
+/*
+ * raft_int.h - private state of the Raft core, shared by the files of
+ * server/raft/.  Nothing here is visible to the host; raft.h is the contract.
+ *
+ * Split by concern, as canonical/raft does:
+ *   raft.c        node lifecycle, term handling in raft_step, role changes,
+ *                 ticks, ready/advance, accessors
+ *   log.c         the in-memory log with its compaction offset
+ *   progress.c    per-follower flow control and the inflight ring
+ *   election.c    campaigns, PreVote, vote granting, the candidate role
+ *   replication.c leader and follower sides of MSG_APP / HEARTBEAT / SNAP,
+ *                 commit rule, leader transfer
+ *   readindex.c   ReadIndex (thesis 6.4)
+ *   codec.c       raft_msg_encode / raft_msg_decode
+ */
+#ifndef EF_RAFT_INT_H
+#define EF_RAFT_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft.h"
+
+/* ------------------------------------------------------------------ */
+/* Reference-counted entry payloads.                                    */
+/* Entry data lives in a buffer with a hidden reference count, so the log,
+ * the ready handed to the host and queued messages can share one copy;
+ * a truncation or compaction never frees data a pending ready still shows. */
+uint8_t *rdata_new(const void *p, uint32_t len); /* NULL when len == 0 or OOM */
+void rdata_ref(uint8_t *d);
+void rdata_unref(uint8_t *d);
+
+/* ------------------------------------------------------------------ */
+/* log.c                                                                */
+
+typedef struct raft_log {
+	/* ents[i].index == offset + 1 + i, terms non-decreasing. */
+	raft_entry *ents;
+	size_t n, cap;
+	/* Last index dropped by compaction (or of the snapshot installed) and
+	 * its term: the log answers term_at(offset) but holds no entry there. */
+	uint64_t offset, offset_term;
+	/* Entries <= stable are on the host's disk.  offset <= stable <= last. */
+	uint64_t stable;
+	/* committed <= last (never decreases); applied <= committed. */
+	uint64_t committed, applied;
+} raft_log;
+
+void log_init(raft_log *l, uint64_t offset, uint64_t offset_term);
+void log_free(raft_log *l);
+uint64_t log_last_index(const raft_log *l);
+uint64_t log_last_term(const raft_log *l);
+uint64_t log_first_index(const raft_log *l); /* offset + 1 */
+/* Term of entry i; offset_term at offset; 0 when unknown (compacted / beyond). */
+uint64_t log_term(const raft_log *l, uint64_t i);
+bool log_match_term(const raft_log *l, uint64_t i, uint64_t term);
+raft_entry *log_entry(const raft_log *l, uint64_t i); /* NULL when not held */
+/* Append one entry (copying data into a refcounted buffer unless share). */
+int log_append(raft_log *l, uint64_t term, uint8_t type, const uint8_t *data, uint32_t len);
+/* Drop entries >= i (i > committed). */
+void log_truncate_from(raft_log *l, uint64_t i);
+/* Follower side of AppendEntries (thesis 3.5, Figure 3.1 receiver rules 2-5):
+ * returns the last new index, or 0 when prev does not match. */
+int log_maybe_append(raft_log *l, uint64_t prev, uint64_t prev_term, uint64_t commit,
+		     const raft_entry *ents, size_t n, uint64_t *last_new);
+void log_commit_to(raft_log *l, uint64_t i);
+/* Is (term, index) at least as up to date as our log (thesis 3.6.1)? */
+bool log_is_up_to_date(const raft_log *l, uint64_t index, uint64_t term);
+/* Largest index <= index whose term <= term (fast back-off hint). */
+uint64_t log_find_conflict_by_term(const raft_log *l, uint64_t index, uint64_t term);
+/* Drop entries <= index (index <= applied). */
+void log_compact(raft_log *l, uint64_t index);
+/* Replace the whole log by a snapshot at (index, term). */
+void log_restore(raft_log *l, uint64_t index, uint64_t term);
+
+/* ------------------------------------------------------------------ */
+/* progress.c: the leader's view of one follower (etcd tracker design).  */
+
+enum pr_state { PR_PROBE = 0, PR_REPLICATE, PR_SNAPSHOT };
+
+typedef struct inflights {
+	/* Ring of the last indexes of the MSG_APPs in flight, oldest first. */
+	uint64_t *buf;
+	uint32_t start, count, size;
+} inflights;
+
+typedef struct progress {
+	uint64_t id;
+	/* 0 <= match < next.  In PROBE at most one append is outstanding
+	 * (probe_sent); in REPLICATE appends are pipelined, next running ahead
+	 * of match, bounded by ins; in SNAPSHOT nothing is sent until the
+	 * snapshot at pending_snapshot is reported or acknowledged. */
+	uint64_t match, next;
+	int state;
+	bool probe_sent;
+	uint64_t pending_snapshot;
+	/* Heard from since the last CheckQuorum round (thesis 6.2). */
+	bool recent_active;
+	inflights ins;
+} progress;
+
+int inflights_init(inflights *in, uint32_t size);
+void inflights_free(inflights *in);
+bool inflights_full(const inflights *in);
+void inflights_add(inflights *in, uint64_t last);
+void inflights_free_le(inflights *in, uint64_t index);
+void inflights_free_first(inflights *in);
+void inflights_reset(inflights *in);
+
+void pr_become_probe(progress *pr);
+void pr_become_replicate(progress *pr);
+void pr_become_snapshot(progress *pr, uint64_t snap_index);
+bool pr_maybe_update(progress *pr, uint64_t n);
+bool pr_maybe_decr_to(progress *pr, uint64_t rejected, uint64_t hint);
+bool pr_is_paused(const progress *pr);
+
+/* ------------------------------------------------------------------ */
+/* readindex.c                                                          */
+
+typedef struct read_req {
+	uint64_t seq;   /* leader-local sequence, carried as heartbeat context */
+	uint64_t index; /* commit index when the request arrived */
+	uint64_t from;  /* requesting node (self for local) */
+	uint32_t acks;  /* bitmask over voter positions */
+	uint8_t *ctx;   /* client context (malloc'ed) */
+	uint32_t ctx_len;
+} read_req;
+
+typedef struct read_queue {
+	read_req *v;
+	size_t n, cap;
+} read_queue;
+
+/* ------------------------------------------------------------------ */
+/* The node.                                                            */
+
+typedef int (*step_fn)(raft *r, const raft_msg *m);
+
+struct raft {
+	raft_config cfg;
+	uint64_t id;
+
+	/* Persistent state (thesis Figure 3.1); commit lives in log. */
+	uint64_t term, vote;
+
+	int role;
+	uint64_t lead;
+	step_fn step;
+
+	raft_log log;
+	/* The host's latest snapshot (what MSG_SNAP names); index 0 when none. */
+	raft_snapshot_meta snap;
+	/* A snapshot received from the leader, not yet handed to the host. */
+	bool pending_snap;
+	raft_snapshot_meta pending_snap_meta;
+
+	progress prs[RAFT_MAX_VOTERS]; /* one per voter, self included */
+	uint32_t n_prs;
+	int8_t votes[RAFT_MAX_VOTERS]; /* -1 unknown, 0 rejected, 1 granted */
+
+	/* Ticks since the last election timeout reset (followers: since the
+	 * leader was last heard from; leaders: since the last CheckQuorum). */
+	int election_elapsed, heartbeat_elapsed;
+	int randomized_timeout; /* in [election_tick, 2*election_tick) */
+
+	uint64_t lead_transferee; /* RAFT_NONE unless a transfer is running */
+
+	/* ReadIndex state (leader): confirmed-by-heartbeat queue and the
+	 * requests waiting for the first commit of the term. */
+	read_queue reads_pending, reads_wait_commit;
+	uint64_t read_seq;
+
+	uint64_t rng;
+
+	/* Output accumulated until raft_get_ready. */
+	raft_msg *msgs;
+	size_t n_msgs, cap_msgs;
+	raft_read_state *reads, *failed;
+	size_t n_reads, cap_reads, n_failed, cap_failed;
+
+	/* What the last ready reported, to detect changes. */
+	raft_hard_state prev_hs;
+	uint64_t prev_lead;
+	int prev_role;
+
+	/* Buffers handed out by raft_get_ready, released by raft_advance. */
+	raft_entry *rd_entries, *rd_committed;
+	raft_msg *rd_msgs;
+	size_t rd_n_msgs;
+	raft_read_state *rd_reads, *rd_failed;
+	size_t rd_n_reads, rd_n_failed;
+	raft_snapshot_meta rd_snap;
+};
+
+/* raft.c */
+progress *raft_progress(raft *r, uint64_t id);
+int raft_voter_pos(const raft *r, uint64_t id);
+uint32_t raft_quorum(const raft *r);
+raft_msg *raft_send(raft *r, uint8_t type, uint64_t to); /* queued, term filled */
+void raft_become_follower(raft *r, uint64_t term, uint64_t lead);
+void raft_become_pre_candidate(raft *r);
+void raft_become_candidate(raft *r);
+void raft_become_leader(raft *r);
+void raft_reset_randomized_timeout(raft *r);
+int raft_append_local(raft *r, uint8_t type, const uint8_t *data, uint32_t len);
+void raft_push_read(raft *r, uint64_t index, const uint8_t *ctx, uint32_t len);
+void raft_push_failed_read(raft *r, const uint8_t *ctx, uint32_t len);
+int raft_step_follower(raft *r, const raft_msg *m);
+int raft_step_leader(raft *r, const raft_msg *m);
+
+/* election.c */
+void election_campaign(raft *r, bool pre_vote, bool transfer);
+void election_handle_vote(raft *r, const raft_msg *m);
+int election_step_candidate(raft *r, const raft_msg *m);
+bool election_msg_is_transfer(const raft_msg *m);
+
+/* replication.c */
+bool repl_send_append(raft *r, uint64_t to, bool send_if_empty);
+void repl_bcast_append(raft *r);
+void repl_bcast_heartbeat(raft *r, uint64_t ctx_seq);
+bool repl_maybe_commit(raft *r);
+void repl_handle_append(raft *r, const raft_msg *m);
+void repl_handle_heartbeat(raft *r, const raft_msg *m);
+void repl_handle_snapshot(raft *r, const raft_msg *m);
+void repl_handle_append_resp(raft *r, const raft_msg *m);
+void repl_handle_heartbeat_resp(raft *r, const raft_msg *m);
+void repl_handle_transfer(raft *r, uint64_t target);
+void repl_send_timeout_now(raft *r, uint64_t to);
+
+/* readindex.c */
+int readindex_request(raft *r, uint64_t from, const uint8_t *ctx, uint32_t len);
+void readindex_on_heartbeat_resp(raft *r, uint64_t from, const uint8_t *ctx, uint32_t len);
+void readindex_on_commit(raft *r);
+uint64_t readindex_last_seq(const raft *r);
+void readindex_fail_all(raft *r);
+void readindex_free(raft *r);
+
+#endif
