@@ -2,7 +2,7 @@
  * codec.c - the wire form of raft_msg, for the peer transport.
  *
  * Layout (big-endian, proto/wire.h conventions):
- *   u8 version (1), u8 type, u64 from, to, term, log_term, index, commit,
+ *   u8 version (1), u8 type, u64 from, to, term, rlog_term, index, commit,
  *   u8 reject, u64 reject_hint,
  *   u32 n_entries, then per entry: u64 term, u64 index, u8 type, u32 len, bytes
  *   u32 context_len, bytes

@@ -77,8 +77,8 @@ void election_campaign(raft *r, bool pre_vote, bool transfer)
 		if (m == NULL)
 			continue;
 		m->term = term;
-		m->index = log_last_index(&r->log);
-		m->log_term = log_last_term(&r->log);
+		m->index = rlog_last_index(&r->log);
+		m->log_term = rlog_last_term(&r->log);
 		if (transfer && (m->context = malloc(1)) != NULL) {
 			memcpy(m->context, transfer_ctx, 1);
 			m->context_len = 1;
@@ -96,7 +96,7 @@ void election_handle_vote(raft *r, const raft_msg *m)
 			(pre && m->term > r->term);
 	raft_msg *o;
 
-	if (can_vote && log_is_up_to_date(&r->log, m->index, m->log_term)) {
+	if (can_vote && rlog_is_up_to_date(&r->log, m->index, m->log_term)) {
 		o = raft_send(r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from);
 		if (o)
 			o->term = m->term; /* pre-vote: the future term asked about */

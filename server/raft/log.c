@@ -53,7 +53,7 @@ void rdata_unref(uint8_t *d)
 		free(h);
 }
 
-void log_init(raft_log *l, uint64_t offset, uint64_t offset_term)
+void rlog_init(raft_log *l, uint64_t offset, uint64_t offset_term)
 {
 	memset(l, 0, sizeof(*l));
 	l->offset = offset;
@@ -63,7 +63,7 @@ void log_init(raft_log *l, uint64_t offset, uint64_t offset_term)
 	l->applied = offset;
 }
 
-void log_free(raft_log *l)
+void rlog_free(raft_log *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		rdata_unref(l->ents[i].data);
@@ -72,45 +72,45 @@ void log_free(raft_log *l)
 	l->n = l->cap = 0;
 }
 
-uint64_t log_first_index(const raft_log *l)
+uint64_t rlog_first_index(const raft_log *l)
 {
 	return l->offset + 1;
 }
 
-uint64_t log_last_index(const raft_log *l)
+uint64_t rlog_last_index(const raft_log *l)
 {
 	return l->offset + l->n;
 }
 
-uint64_t log_last_term(const raft_log *l)
+uint64_t rlog_last_term(const raft_log *l)
 {
 	return l->n ? l->ents[l->n - 1].term : l->offset_term;
 }
 
-uint64_t log_term(const raft_log *l, uint64_t i)
+uint64_t rlog_term(const raft_log *l, uint64_t i)
 {
 	if (i == l->offset)
 		return l->offset_term;
-	if (i < l->offset || i > log_last_index(l))
+	if (i < l->offset || i > rlog_last_index(l))
 		return 0;
 	return l->ents[i - l->offset - 1].term;
 }
 
-bool log_match_term(const raft_log *l, uint64_t i, uint64_t term)
+bool rlog_match_term(const raft_log *l, uint64_t i, uint64_t term)
 {
-	if (i < l->offset || i > log_last_index(l))
+	if (i < l->offset || i > rlog_last_index(l))
 		return false;
-	return log_term(l, i) == term;
+	return rlog_term(l, i) == term;
 }
 
-raft_entry *log_entry(const raft_log *l, uint64_t i)
+raft_entry *rlog_entry(const raft_log *l, uint64_t i)
 {
-	if (i <= l->offset || i > log_last_index(l))
+	if (i <= l->offset || i > rlog_last_index(l))
 		return NULL;
 	return &l->ents[i - l->offset - 1];
 }
 
-static int log_reserve(raft_log *l, size_t n)
+static int rlog_reserve(raft_log *l, size_t n)
 {
 	raft_entry *p;
 	size_t cap;
@@ -129,12 +129,12 @@ static int log_reserve(raft_log *l, size_t n)
 }
 
 /* Append with an already reference-counted payload (the log takes a ref). */
-static int log_append_shared(raft_log *l, uint64_t term, uint8_t type, uint8_t *data,
+static int rlog_append_shared(raft_log *l, uint64_t term, uint8_t type, uint8_t *data,
 			     uint32_t len)
 {
 	raft_entry *e;
 
-	if (log_reserve(l, l->n + 1))
+	if (rlog_reserve(l, l->n + 1))
 		return RAFT_E_NOMEM;
 	e = &l->ents[l->n++];
 	e->term = term;
@@ -146,7 +146,7 @@ static int log_append_shared(raft_log *l, uint64_t term, uint8_t type, uint8_t *
 	return 0;
 }
 
-int log_append(raft_log *l, uint64_t term, uint8_t type, const uint8_t *data, uint32_t len)
+int rlog_append(raft_log *l, uint64_t term, uint8_t type, const uint8_t *data, uint32_t len)
 {
 	uint8_t *d = NULL;
 	int rc;
@@ -156,14 +156,14 @@ int log_append(raft_log *l, uint64_t term, uint8_t type, const uint8_t *data, ui
 		if (d == NULL)
 			return RAFT_E_NOMEM;
 	}
-	rc = log_append_shared(l, term, type, d, len);
+	rc = rlog_append_shared(l, term, type, d, len);
 	rdata_unref(d); /* the log holds its own reference now */
 	return rc;
 }
 
-void log_truncate_from(raft_log *l, uint64_t i)
+void rlog_truncate_from(raft_log *l, uint64_t i)
 {
-	uint64_t last = log_last_index(l);
+	uint64_t last = rlog_last_index(l);
 
 	if (i <= l->offset)
 		i = l->offset + 1;
@@ -176,21 +176,21 @@ void log_truncate_from(raft_log *l, uint64_t i)
 		l->stable = i - 1;
 }
 
-void log_commit_to(raft_log *l, uint64_t i)
+void rlog_commit_to(raft_log *l, uint64_t i)
 {
-	if (i > log_last_index(l))
-		i = log_last_index(l);
+	if (i > rlog_last_index(l))
+		i = rlog_last_index(l);
 	if (i > l->committed)
 		l->committed = i;
 }
 
-int log_maybe_append(raft_log *l, uint64_t prev, uint64_t prev_term, uint64_t commit,
+int rlog_maybe_append(raft_log *l, uint64_t prev, uint64_t prev_term, uint64_t commit,
 		     const raft_entry *ents, size_t n, uint64_t *last_new)
 {
 	size_t k;
 	uint64_t lastnew = prev + n;
 
-	if (!log_match_term(l, prev, prev_term))
+	if (!rlog_match_term(l, prev, prev_term))
 		return 0;
 	/* Find the first entry that conflicts or is new (rule 3: delete the
 	 * existing entry and all that follow it; rule 4: append new ones). */
@@ -198,13 +198,13 @@ int log_maybe_append(raft_log *l, uint64_t prev, uint64_t prev_term, uint64_t co
 		uint64_t idx = prev + 1 + k;
 		if (idx <= l->offset)
 			continue; /* covered by our snapshot: matches by definition */
-		if (!log_match_term(l, idx, ents[k].term))
+		if (!rlog_match_term(l, idx, ents[k].term))
 			break;
 	}
 	if (k < n) {
 		uint64_t idx = prev + 1 + k;
-		if (idx <= log_last_index(l))
-			log_truncate_from(l, idx);
+		if (idx <= rlog_last_index(l))
+			rlog_truncate_from(l, idx);
 		for (; k < n; k++) {
 			uint8_t *d = NULL;
 			if (ents[k].len) {
@@ -212,37 +212,37 @@ int log_maybe_append(raft_log *l, uint64_t prev, uint64_t prev_term, uint64_t co
 				if (d == NULL)
 					return -1;
 			}
-			int rc = log_append_shared(l, ents[k].term, ents[k].type, d, ents[k].len);
+			int rc = rlog_append_shared(l, ents[k].term, ents[k].type, d, ents[k].len);
 			rdata_unref(d);
 			if (rc)
 				return -1;
 		}
 	}
 	/* Rule 5: commit = min(leaderCommit, index of last new entry). */
-	log_commit_to(l, commit < lastnew ? commit : lastnew);
+	rlog_commit_to(l, commit < lastnew ? commit : lastnew);
 	*last_new = lastnew;
 	return 1;
 }
 
-bool log_is_up_to_date(const raft_log *l, uint64_t index, uint64_t term)
+bool rlog_is_up_to_date(const raft_log *l, uint64_t index, uint64_t term)
 {
-	uint64_t lt = log_last_term(l);
-	return term > lt || (term == lt && index >= log_last_index(l));
+	uint64_t lt = rlog_last_term(l);
+	return term > lt || (term == lt && index >= rlog_last_index(l));
 }
 
-uint64_t log_find_conflict_by_term(const raft_log *l, uint64_t index, uint64_t term)
+uint64_t rlog_find_conflict_by_term(const raft_log *l, uint64_t index, uint64_t term)
 {
-	if (index > log_last_index(l))
-		index = log_last_index(l);
+	if (index > rlog_last_index(l))
+		index = rlog_last_index(l);
 	while (index > l->offset) {
-		if (log_term(l, index) <= term)
+		if (rlog_term(l, index) <= term)
 			return index;
 		index--;
 	}
 	return index;
 }
 
-void log_compact(raft_log *l, uint64_t index)
+void rlog_compact(raft_log *l, uint64_t index)
 {
 	uint64_t drop, t;
 
@@ -254,7 +254,7 @@ void log_compact(raft_log *l, uint64_t index)
 		index = l->stable;
 	if (index <= l->offset)
 		return;
-	t = log_term(l, index);
+	t = rlog_term(l, index);
 	drop = index - l->offset;
 	for (uint64_t k = 0; k < drop; k++)
 		rdata_unref(l->ents[k].data);
@@ -264,7 +264,7 @@ void log_compact(raft_log *l, uint64_t index)
 	l->offset_term = t;
 }
 
-void log_restore(raft_log *l, uint64_t index, uint64_t term)
+void rlog_restore(raft_log *l, uint64_t index, uint64_t term)
 {
 	for (size_t i = 0; i < l->n; i++)
 		rdata_unref(l->ents[i].data);

@@ -164,25 +164,25 @@ raft *raft_new(const raft_config *cfg, const raft_hard_state *hs, const raft_sna
 	}
 	if (snap && snap->index) {
 		r->snap = *snap;
-		log_init(&r->log, snap->index, snap->term);
+		rlog_init(&r->log, snap->index, snap->term);
 	} else {
-		log_init(&r->log, 0, 0);
+		rlog_init(&r->log, 0, 0);
 		r->snap.n_voters = cfg->n_voters;
 		memcpy(r->snap.voters, cfg->voters, sizeof(cfg->voters));
 	}
 	for (size_t i = 0; i < n_entries; i++) {
-		if (entries[i].index != log_last_index(&r->log) + 1 ||
-		    entries[i].term < log_last_term(&r->log))
+		if (entries[i].index != rlog_last_index(&r->log) + 1 ||
+		    entries[i].term < rlog_last_term(&r->log))
 			goto fail;
-		if (log_append(&r->log, entries[i].term, entries[i].type, entries[i].data,
+		if (rlog_append(&r->log, entries[i].term, entries[i].type, entries[i].data,
 			       entries[i].len))
 			goto fail;
 	}
-	r->log.stable = log_last_index(&r->log);
+	r->log.stable = rlog_last_index(&r->log);
 	if (hs) {
 		r->term = hs->term;
 		r->vote = hs->vote;
-		log_commit_to(&r->log, hs->commit);
+		rlog_commit_to(&r->log, hs->commit);
 	}
 	r->prev_hs.term = r->term;
 	r->prev_hs.vote = r->vote;
@@ -236,7 +236,7 @@ void raft_free(raft *r)
 	readindex_free(r);
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		inflights_free(&r->prs[i].ins);
-	log_free(&r->log);
+	rlog_free(&r->log);
 	free(r);
 }
 
@@ -257,14 +257,14 @@ static void reset(raft *r, uint64_t term)
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		progress *pr = &r->prs[i];
 		pr->match = 0;
-		pr->next = log_last_index(&r->log) + 1;
+		pr->next = rlog_last_index(&r->log) + 1;
 		pr->state = PR_PROBE;
 		pr->probe_sent = false;
 		pr->pending_snapshot = 0;
 		pr->recent_active = false;
 		inflights_reset(&pr->ins);
 		if (pr->id == r->id)
-			pr->match = log_last_index(&r->log);
+			pr->match = rlog_last_index(&r->log);
 		r->votes[i] = -1;
 	}
 }
@@ -330,11 +330,11 @@ void raft_become_leader(raft *r)
 int raft_append_local(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
 {
 	progress *self = raft_progress(r, r->id);
-	int rc = log_append(&r->log, r->term, type, data, len);
+	int rc = rlog_append(&r->log, r->term, type, data, len);
 
 	if (rc)
 		return rc;
-	pr_maybe_update(self, log_last_index(&r->log));
+	pr_maybe_update(self, rlog_last_index(&r->log));
 	repl_maybe_commit(r);
 	repl_bcast_append(r);
 	return 0;
@@ -589,7 +589,7 @@ int raft_propose(raft *r, const void *data, uint32_t len, uint64_t *index_out)
 			return RAFT_E_BUSY;
 		rc = raft_append_local(r, RAFT_ENTRY_NORMAL, data, len);
 		if (rc == 0 && index_out)
-			*index_out = log_last_index(&r->log);
+			*index_out = rlog_last_index(&r->log);
 		return rc;
 	}
 	if (r->lead == RAFT_NONE)
@@ -687,7 +687,7 @@ int raft_has_ready(raft *r)
 	raft_hard_state hs = hard_state(r);
 
 	return r->lead != r->prev_lead || r->role != r->prev_role || !hs_equal(&hs, &r->prev_hs) ||
-	       r->pending_snap || log_last_index(&r->log) > r->log.stable || r->n_msgs ||
+	       r->pending_snap || rlog_last_index(&r->log) > r->log.stable || r->n_msgs ||
 	       r->log.committed > r->log.applied || r->n_reads || r->n_failed;
 }
 
@@ -702,7 +702,7 @@ static raft_entry *copy_entries(const raft_log *l, uint64_t lo, uint64_t hi, siz
 	if (v == NULL)
 		return NULL;
 	for (uint64_t i = lo; i <= hi; i++)
-		v[(*n)++] = *log_entry(l, i);
+		v[(*n)++] = *rlog_entry(l, i);
 	return v;
 }
 
@@ -728,7 +728,7 @@ void raft_get_ready(raft *r, raft_ready *rd)
 		rd->snapshot = &r->rd_snap;
 	}
 
-	r->rd_entries = copy_entries(&r->log, r->log.stable + 1, log_last_index(&r->log),
+	r->rd_entries = copy_entries(&r->log, r->log.stable + 1, rlog_last_index(&r->log),
 				     &rd->n_entries);
 	rd->entries = r->rd_entries;
 
@@ -737,7 +737,7 @@ void raft_get_ready(raft *r, raft_ready *rd)
 	if (lo <= r->log.offset)
 		lo = r->log.offset + 1;
 	for (hi = lo; hi <= r->log.committed; hi++) {
-		bytes += log_entry(&r->log, hi)->len;
+		bytes += rlog_entry(&r->log, hi)->len;
 		if (bytes > MAX_COMMITTED_BYTES && hi > lo)
 			break;
 	}
@@ -774,7 +774,7 @@ void raft_advance(raft *r, const raft_ready *rd)
 		const raft_entry *e = &rd->entries[rd->n_entries - 1];
 		/* Only if the log still holds what was persisted (a conflicting
 		 * append may have replaced it since). */
-		if (e->index > r->log.stable && log_match_term(&r->log, e->index, e->term))
+		if (e->index > r->log.stable && rlog_match_term(&r->log, e->index, e->term))
 			r->log.stable = e->index;
 	}
 	if (rd->n_committed) {
@@ -792,11 +792,11 @@ int raft_compact(raft *r, uint64_t index, uint64_t keep)
 {
 	uint64_t t;
 
-	if (index > r->log.applied || index > log_last_index(&r->log))
+	if (index > r->log.applied || index > rlog_last_index(&r->log))
 		return RAFT_E_INVALID;
 	if (index <= r->snap.index)
 		return index < r->log.offset ? RAFT_E_COMPACTED : 0;
-	t = log_term(&r->log, index);
+	t = rlog_term(&r->log, index);
 	if (t == 0)
 		return RAFT_E_COMPACTED;
 	r->snap.index = index;
@@ -804,7 +804,7 @@ int raft_compact(raft *r, uint64_t index, uint64_t keep)
 	r->snap.n_voters = r->cfg.n_voters;
 	memcpy(r->snap.voters, r->cfg.voters, sizeof(r->cfg.voters));
 	if (index > keep)
-		log_compact(&r->log, index - keep);
+		rlog_compact(&r->log, index - keep);
 	return 0;
 }
 
@@ -858,13 +858,13 @@ uint64_t raft_commit_index(const raft *r)
 }
 uint64_t raft_last_index(const raft *r)
 {
-	return log_last_index(&r->log);
+	return rlog_last_index(&r->log);
 }
 uint64_t raft_first_index(const raft *r)
 {
-	return log_first_index(&r->log);
+	return rlog_first_index(&r->log);
 }
 uint64_t raft_term_at(const raft *r, uint64_t i)
 {
-	return log_term(&r->log, i);
+	return rlog_term(&r->log, i);
 }

@@ -48,32 +48,32 @@ typedef struct raft_log {
 	uint64_t committed, applied;
 } raft_log;
 
-void log_init(raft_log *l, uint64_t offset, uint64_t offset_term);
-void log_free(raft_log *l);
-uint64_t log_last_index(const raft_log *l);
-uint64_t log_last_term(const raft_log *l);
-uint64_t log_first_index(const raft_log *l); /* offset + 1 */
+void rlog_init(raft_log *l, uint64_t offset, uint64_t offset_term);
+void rlog_free(raft_log *l);
+uint64_t rlog_last_index(const raft_log *l);
+uint64_t rlog_last_term(const raft_log *l);
+uint64_t rlog_first_index(const raft_log *l); /* offset + 1 */
 /* Term of entry i; offset_term at offset; 0 when unknown (compacted / beyond). */
-uint64_t log_term(const raft_log *l, uint64_t i);
-bool log_match_term(const raft_log *l, uint64_t i, uint64_t term);
-raft_entry *log_entry(const raft_log *l, uint64_t i); /* NULL when not held */
+uint64_t rlog_term(const raft_log *l, uint64_t i);
+bool rlog_match_term(const raft_log *l, uint64_t i, uint64_t term);
+raft_entry *rlog_entry(const raft_log *l, uint64_t i); /* NULL when not held */
 /* Append one entry (copying data into a refcounted buffer unless share). */
-int log_append(raft_log *l, uint64_t term, uint8_t type, const uint8_t *data, uint32_t len);
+int rlog_append(raft_log *l, uint64_t term, uint8_t type, const uint8_t *data, uint32_t len);
 /* Drop entries >= i (i > committed). */
-void log_truncate_from(raft_log *l, uint64_t i);
+void rlog_truncate_from(raft_log *l, uint64_t i);
 /* Follower side of AppendEntries (thesis 3.5, Figure 3.1 receiver rules 2-5):
  * returns the last new index, or 0 when prev does not match. */
-int log_maybe_append(raft_log *l, uint64_t prev, uint64_t prev_term, uint64_t commit,
+int rlog_maybe_append(raft_log *l, uint64_t prev, uint64_t prev_term, uint64_t commit,
 		     const raft_entry *ents, size_t n, uint64_t *last_new);
-void log_commit_to(raft_log *l, uint64_t i);
+void rlog_commit_to(raft_log *l, uint64_t i);
 /* Is (term, index) at least as up to date as our log (thesis 3.6.1)? */
-bool log_is_up_to_date(const raft_log *l, uint64_t index, uint64_t term);
+bool rlog_is_up_to_date(const raft_log *l, uint64_t index, uint64_t term);
 /* Largest index <= index whose term <= term (fast back-off hint). */
-uint64_t log_find_conflict_by_term(const raft_log *l, uint64_t index, uint64_t term);
+uint64_t rlog_find_conflict_by_term(const raft_log *l, uint64_t index, uint64_t term);
 /* Drop entries <= index (index <= applied). */
-void log_compact(raft_log *l, uint64_t index);
+void rlog_compact(raft_log *l, uint64_t index);
 /* Replace the whole log by a snapshot at (index, term). */
-void log_restore(raft_log *l, uint64_t index, uint64_t term);
+void rlog_restore(raft_log *l, uint64_t index, uint64_t term);
 
 /* ------------------------------------------------------------------ */
 /* progress.c: the leader's view of one follower (etcd tracker design).  */

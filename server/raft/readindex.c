@@ -55,7 +55,7 @@ static void respond(raft *r, read_req *rq, bool ok)
 
 static bool committed_in_term(const raft *r)
 {
-	return log_term(&r->log, r->log.committed) == r->term;
+	return rlog_term(&r->log, r->log.committed) == r->term;
 }
 
 /* Start the confirmation round for one request. */

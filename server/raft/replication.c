@@ -21,7 +21,7 @@
 
 static raft_entry *share_entries(raft *r, uint64_t lo, uint64_t max_bytes, uint32_t *n_out)
 {
-	uint64_t last = log_last_index(&r->log), bytes = 0, hi;
+	uint64_t last = rlog_last_index(&r->log), bytes = 0, hi;
 	raft_entry *v;
 	uint32_t n = 0;
 
@@ -29,7 +29,7 @@ static raft_entry *share_entries(raft *r, uint64_t lo, uint64_t max_bytes, uint3
 	if (lo > last)
 		return NULL;
 	for (hi = lo; hi <= last; hi++) {
-		bytes += log_entry(&r->log, hi)->len + 32;
+		bytes += rlog_entry(&r->log, hi)->len + 32;
 		if (bytes > max_bytes && hi > lo)
 			break;
 	}
@@ -37,7 +37,7 @@ static raft_entry *share_entries(raft *r, uint64_t lo, uint64_t max_bytes, uint3
 	if (v == NULL)
 		return NULL;
 	for (uint64_t i = lo; i < hi; i++) {
-		v[n] = *log_entry(&r->log, i);
+		v[n] = *rlog_entry(&r->log, i);
 		rdata_ref(v[n].data);
 		n++;
 	}
@@ -66,13 +66,13 @@ bool repl_send_append(raft *r, uint64_t to, bool send_if_empty)
 	if (pr == NULL || to == r->id || pr_is_paused(pr))
 		return false;
 	prev = pr->next - 1;
-	prev_term = log_term(&r->log, prev);
+	prev_term = rlog_term(&r->log, prev);
 	if (prev < r->log.offset || (prev_term == 0 && prev > 0)) {
 		/* The entries it needs are compacted: thesis 5.3. */
 		send_snapshot(r, pr);
 		return true;
 	}
-	if (!send_if_empty && pr->next > log_last_index(&r->log))
+	if (!send_if_empty && pr->next > rlog_last_index(&r->log))
 		return false;
 	m = raft_send(r, RAFT_MSG_APP, to);
 	if (m == NULL)
@@ -141,8 +141,8 @@ bool repl_maybe_commit(raft *r)
 	q = m[raft_quorum(r) - 1];
 	/* Thesis 3.6.2: only an entry of the current term is committed by
 	 * counting replicas; earlier ones follow by the log matching property. */
-	if (q > r->log.committed && log_term(&r->log, q) == r->term) {
-		log_commit_to(&r->log, q);
+	if (q > r->log.committed && rlog_term(&r->log, q) == r->term) {
+		rlog_commit_to(&r->log, q);
 		readindex_on_commit(r);
 		return true;
 	}
@@ -164,7 +164,7 @@ void repl_handle_transfer(raft *r, uint64_t target)
 		return; /* already running */
 	r->lead_transferee = target;
 	r->election_elapsed = 0; /* abort after one election timeout */
-	if (pr->match == log_last_index(&r->log))
+	if (pr->match == rlog_last_index(&r->log))
 		repl_send_timeout_now(r, target);
 	else
 		repl_send_append(r, target, true);
@@ -182,7 +182,7 @@ void repl_handle_append_resp(raft *r, const raft_msg *m)
 		/* Skip, on our side too, every entry whose term is above the
 		 * follower's term at hint (etcd's findConflictByTerm). */
 		if (m->log_term > 0)
-			hint = log_find_conflict_by_term(&r->log, hint, m->log_term);
+			hint = rlog_find_conflict_by_term(&r->log, hint, m->log_term);
 		if (pr_maybe_decr_to(pr, m->index, hint)) {
 			if (pr->state == PR_REPLICATE)
 				pr_become_probe(pr);
@@ -198,7 +198,7 @@ void repl_handle_append_resp(raft *r, const raft_msg *m)
 		pr_become_replicate(pr);
 		break;
 	case PR_SNAPSHOT:
-		if (pr->match + 1 >= log_first_index(&r->log)) {
+		if (pr->match + 1 >= rlog_first_index(&r->log)) {
 			pr_become_probe(pr);
 			pr_become_replicate(pr);
 		}
@@ -213,7 +213,7 @@ void repl_handle_append_resp(raft *r, const raft_msg *m)
 	}
 	while (repl_send_append(r, m->from, false))
 		;
-	if (m->from == r->lead_transferee && pr->match == log_last_index(&r->log))
+	if (m->from == r->lead_transferee && pr->match == rlog_last_index(&r->log))
 		repl_send_timeout_now(r, m->from);
 }
 
@@ -224,7 +224,7 @@ void repl_handle_heartbeat_resp(raft *r, const raft_msg *m)
 	pr->probe_sent = false;
 	if (pr->state == PR_REPLICATE && inflights_full(&pr->ins))
 		inflights_free_first(&pr->ins);
-	if (pr->match < log_last_index(&r->log))
+	if (pr->match < rlog_last_index(&r->log))
 		repl_send_append(r, m->from, true);
 	if (m->context_len)
 		readindex_on_heartbeat_resp(r, m->from, m->context, m->context_len);
@@ -246,7 +246,7 @@ void repl_handle_append(raft *r, const raft_msg *m)
 			o->index = r->log.committed;
 		return;
 	}
-	rc = log_maybe_append(&r->log, m->index, m->log_term, m->commit, m->entries, m->n_entries,
+	rc = rlog_maybe_append(&r->log, m->index, m->log_term, m->commit, m->entries, m->n_entries,
 			      &last_new);
 	if (rc < 0)
 		return; /* out of memory: the leader will retry */
@@ -261,15 +261,15 @@ void repl_handle_append(raft *r, const raft_msg *m)
 	 * term is <= the leader's prev term can be the match point. */
 	o->index = m->index;
 	o->reject = 1;
-	o->reject_hint = log_find_conflict_by_term(&r->log, m->index, m->log_term);
-	o->log_term = log_term(&r->log, o->reject_hint);
+	o->reject_hint = rlog_find_conflict_by_term(&r->log, m->index, m->log_term);
+	o->log_term = rlog_term(&r->log, o->reject_hint);
 }
 
 void repl_handle_heartbeat(raft *r, const raft_msg *m)
 {
 	raft_msg *o;
 
-	log_commit_to(&r->log, m->commit);
+	rlog_commit_to(&r->log, m->commit);
 	o = raft_send(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
 	if (o && m->context_len && (o->context = malloc(m->context_len)) != NULL) {
 		memcpy(o->context, m->context, m->context_len);
@@ -288,16 +288,16 @@ void repl_handle_snapshot(raft *r, const raft_msg *m)
 			o->index = r->log.committed;
 		return;
 	}
-	if (log_match_term(&r->log, s->index, s->term)) {
+	if (rlog_match_term(&r->log, s->index, s->term)) {
 		/* We hold the snapshot's last entry: just fast-forward commit. */
-		log_commit_to(&r->log, s->index);
+		rlog_commit_to(&r->log, s->index);
 		o = raft_send(r, RAFT_MSG_APP_RESP, m->from);
 		if (o)
 			o->index = s->index;
 		return;
 	}
 	/* Thesis 5.3: discard the whole log, the snapshot replaces it. */
-	log_restore(&r->log, s->index, s->term);
+	rlog_restore(&r->log, s->index, s->term);
 	r->snap = *s;
 	if (r->snap.n_voters > RAFT_MAX_VOTERS)
 		r->snap.n_voters = RAFT_MAX_VOTERS;
