@@ -44,3 +44,5 @@ void watchhub_publish(watchhub *h, const store_events *ev, int64_t revision);
 void watchhub_resync(watchhub *h);
 
 uint64_t watchhub_watchers(watchhub *h);
+
+#endif
