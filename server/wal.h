@@ -75,7 +75,58 @@ int snapfile_read(const char *snap_path, const char *dst_path, raft_snapshot_met
 /* Path of the newest valid snapshot in dir (empty string when none). */
 int snapfile_latest(const char *dir, char *out_path, size_t out_len, raft_snapshot_meta *m);
 
-/* CRC32C (Castagnoli), exposed for tests and other records. */
+/* Keep the newest `keep` snapshot files in DIR/snap (by index, then term) and
+ * delete the older ones and leftover *.tmp files.  snapfile_write calls it
+ * with SNAPFILE_KEEP after each new snapshot.  One writer at a time. */
+#define SNAPFILE_KEEP 2
+int snapfile_prune(const char *dir, int keep);
+/* Check header and checksum of a snapshot file without decompressing it;
+ * fill m (may be NULL).  EF_E_CORRUPT, EF_E_NOT_FOUND, EF_E_IO. */
+int snapfile_verify(const char *snap_path, raft_snapshot_meta *m);
+
+/* CRC32C (Castagnoli), exposed for tests and other records.  Uses the SSE4.2
+ * instruction when the CPU has it; ef_crc32c_sw is the table version (tests
+ * compare the two). */
 uint32_t ef_crc32c(uint32_t crc, const void *p, size_t n);
+uint32_t ef_crc32c_sw(uint32_t crc, const void *p, size_t n);
+
+/* ---- additions: tuning, metrics, fault injection ---- */
+
+#define WAL_SEGMENT_BYTES_DEFAULT (64u * 1024u * 1024u)
+/* Size at which the next wal_sync starts a new segment (also how much a new
+ * segment preallocates).  Default WAL_SEGMENT_BYTES_DEFAULT; tests use a few
+ * KiB to exercise roll-over. */
+void wal_set_segment_bytes(wal *w, uint64_t bytes);
+
+/* Statistics for the metrics endpoint; safe to read from another thread. */
+uint64_t wal_fsyncs(wal *w);           /* fdatasync calls made by wal_sync */
+uint64_t wal_fsync_ns_total(wal *w);   /* their summed latency */
+uint64_t wal_fsync_ns_last(wal *w);    /* latency of the latest one */
+uint64_t wal_bytes_written(wal *w);    /* record bytes written since open */
+/* Called after every fdatasync of wal_sync with its latency in seconds (e.g.
+ * metrics_observe on etcd_disk_wal_fsync_duration_seconds).  Runs on the
+ * thread calling wal_sync. */
+void wal_set_fsync_observer(wal *w, void (*fn)(void *ud, double seconds), void *ud);
+
+/* Index of the last entry appended (buffered or not), or of the snapshot
+ * marker when that is higher; 0 for an empty log. */
+uint64_t wal_last_index(wal *w);
+/* Byte offset in the newest segment where the next record will be written
+ * (tests use it to tear records at exact offsets). */
+uint64_t wal_write_offset(wal *w);
+/* Number of segment files currently held. */
+size_t wal_segment_count(wal *w);
+
+/* Fault injection: every write and data sync of segment files goes through
+ * this table (process-wide; NULL restores the real pwrite/fdatasync).  A test
+ * can write only part of a buffer and fail, or fail an fsync, to simulate a
+ * crash in mid-write; after a failed write or sync the wal refuses further
+ * work (EF_E_IO) and must be closed and reopened, as after a real crash. */
+typedef struct wal_fs {
+	long (*pwrite)(void *ud, int fd, const void *p, size_t n, int64_t off);
+	int (*fdatasync)(void *ud, int fd);
+	void *ud;
+} wal_fs;
+void wal_set_fs(const wal_fs *fs);
 
 #endif
