@@ -19,6 +19,24 @@
 
 typedef struct node node;
 
+/* What etcfsd's flags configure (see main.c and man/etcfsd.8). */
+typedef struct node_config {
+	const char *name, *data_dir;
+	const char *listen_peer_urls, *initial_advertise_peer_urls;
+	const char *advertise_client_urls;
+	const char *initial_cluster;      /* name=url,name=url ... */
+	const char *initial_cluster_token;
+	int cluster_state_new;            /* --initial-cluster-state new|existing */
+	int heartbeat_ms, election_ms;
+	uint64_t snapshot_count;
+	uint64_t quota_bytes;
+	uint32_t max_request_bytes, max_txn_ops;
+	int request_timeout_ms;           /* how long node_call waits (default 5000) */
+} node_config;
+
+int node_start(const node_config *cfg, node **out, char *err, size_t errlen);
+void node_stop(node *n);
+
 /* Execute one client request (any request type of wire.h but the WATCH_*
  * ones).  Blocks.  Returns 0 with *resp filled (type = req->type | 0x80, hdr
  * set), or an EF_E_* code with *resp an EF_MSG_ERROR carrying the message.
