@@ -46,7 +46,6 @@ check "every acknowledged write survives the leader's SIGKILL (writer 2)" all_ac
 for i in $(seq 1 40); do
 	ctl txn >/dev/null <<TXN || true
 
-
 put snap/$i-a a
 put snap/$i-b b
 put snap/$i-c c
@@ -60,7 +59,6 @@ put snap/$i-j j
 
 TXN
 done
-for i in $(seq 1 400); do echo "put many/$i x"; done >/dev/null
 for i in $(seq 1 350); do ctl put "many/$i" x >/dev/null 2>&1 || true; done
 want=$(count_prefix $([ "$L" = 1 ] && echo 2 || echo 1) many/)
 member_restart "$L"
