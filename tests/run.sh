@@ -50,7 +50,7 @@ done
 if [ -x "$BIN/tests/raft_sim" ] && match raft_sim; then
 	run_one raft_sim "$BIN/tests/raft_sim" --seeds "${SIM_SEEDS:-2000}"
 fi
-for t in "$ROOT"/tests/e2e/*.sh "$ROOT"/tests/fs/*.sh; do
+for t in "$ROOT"/tests/lint/*.sh "$ROOT"/tests/e2e/*.sh "$ROOT"/tests/fs/*.sh; do
 	[ -f "$t" ] || continue
 	match "$t" && run_one "$t" bash "$t"
 done
