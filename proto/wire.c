@@ -121,13 +121,14 @@ void *ef_arena_dup(ef_arena *a, const void *p, size_t n)
 	return d;
 }
 
-/* Keeps the largest chunk so a reused arena stops calling malloc. */
+/* Keeps the largest chunk of regular size so a reused arena stops calling
+ * malloc, but never holds on to the memory of one huge message. */
 void ef_arena_reset(ef_arena *a)
 {
 	struct arena_chunk *c, *next, *keep = NULL;
 
 	for (c = a->head; c; c = c->next)
-		if (!keep || c->cap > keep->cap)
+		if (c->cap <= ARENA_MAX_CHUNK && (!keep || c->cap > keep->cap))
 			keep = c;
 	for (c = a->head; c; c = next) {
 		next = c->next;

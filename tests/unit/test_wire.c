@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <time.h>
 
 #include "../../proto/wire.h"
@@ -1071,6 +1072,53 @@ TEST(type_names)
 	CHECK(strcmp(ef_msg_type_name(EF_MSG_RESP), "UNKNOWN") == 0);
 }
 
+/* Every file of the fuzz corpus (seeds and inputs the fuzzer once found
+ * interesting or crashing) still satisfies the fuzz properties. */
+TEST(fuzz_corpus_replay)
+{
+	const char *root = getenv("ETCFS_ROOT");
+	char dir[1024], path[2048];
+	DIR *dp;
+	struct dirent *de;
+	int files = 0, broken = 0;
+
+	snprintf(dir, sizeof(dir), "%s/tests/fuzz/corpus/wire", root ? root : ".");
+	dp = opendir(dir);
+	if (!dp) {
+		fprintf(stderr, "  no corpus at %s (run from the checkout or set ETCFS_ROOT)\n", dir);
+		CHECK(dp != NULL);
+		return;
+	}
+	while ((de = readdir(dp))) {
+		FILE *f;
+		uint8_t *buf;
+		long n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		f = fopen(path, "rb");
+		if (!f)
+			continue;
+		fseek(f, 0, SEEK_END);
+		n = ftell(f);
+		fseek(f, 0, SEEK_SET);
+		buf = malloc(n > 0 ? (size_t)n : 1);
+		if (fread(buf, 1, (size_t)n, f) == (size_t)n) {
+			files++;
+			if (wire_check_input(buf, (size_t)n)) {
+				fprintf(stderr, "  corpus file %s breaks a property\n", de->d_name);
+				broken++;
+			}
+		}
+		free(buf);
+		fclose(f);
+	}
+	closedir(dp);
+	CHECK(files >= (int)N_TYPES); /* at least the seeds */
+	CHECK_EQ(broken, 0);
+}
+
 int main(void)
 {
 	RUN(arena_alignment_zero_and_reset);
@@ -1089,5 +1137,6 @@ int main(void)
 	RUN(request_size_counts_user_bytes);
 	RUN(msg_copy_outlives_input);
 	RUN(type_names);
+	RUN(fuzz_corpus_replay);
 	TEST_EXIT();
 }
