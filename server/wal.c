@@ -116,6 +116,8 @@ static int fs_real_fdatasync(void *ud, int fd)
 	return fdatasync(fd);
 }
 
+static uint64_t default_seg_bytes = WAL_SEGMENT_BYTES_DEFAULT;
+
 static const wal_fs fs_real = {fs_real_pwrite, fs_real_fdatasync, NULL};
 static const wal_fs *fs_cur = &fs_real;
 
@@ -656,7 +658,7 @@ static int list_segments(wal *w, char *err, size_t errlen)
 			break;
 	}
 	closedir(d);
-	if (!rc)
+	if (!rc && w->n_segs)
 		qsort(w->segs, w->n_segs, sizeof(*w->segs), seg_cmp);
 	return rc;
 }
@@ -683,7 +685,7 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 	w->dirfd = -1;
 	w->cluster_id = cluster_id;
 	w->member_id = member_id;
-	w->seg_bytes = WAL_SEGMENT_BYTES_DEFAULT;
+	w->seg_bytes = __atomic_load_n(&default_seg_bytes, __ATOMIC_RELAXED);
 	struct rstate st;
 	memset(&st, 0, sizeof(st));
 	int rc = 0;
@@ -742,8 +744,11 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 	}
 	/* The log must continue right after the snapshot. */
 	struct rlist *l = &st.list;
-	while (l->n && l->e[0].index <= st.snap.index)
-		rlist_drop_front(l, 1);
+	size_t covered = 0;
+	while (covered < l->n && l->e[covered].index <= st.snap.index)
+		covered++;
+	if (covered)
+		rlist_drop_front(l, covered);
 	if (l->n && l->e[0].index != st.snap.index + 1) {
 		seterr(err, errlen,
 		       "%s: entries start at %" PRIu64 " but the snapshot marker is at %" PRIu64
@@ -980,6 +985,13 @@ int wal_release_to(wal *w, uint64_t index)
 void wal_set_segment_bytes(wal *w, uint64_t bytes)
 {
 	w->seg_bytes = bytes < 4096 ? 4096 : bytes;
+}
+
+void wal_set_default_segment_bytes(uint64_t bytes)
+{
+	if (!bytes)
+		bytes = WAL_SEGMENT_BYTES_DEFAULT;
+	__atomic_store_n(&default_seg_bytes, bytes < 4096 ? 4096 : bytes, __ATOMIC_RELAXED);
 }
 
 uint64_t wal_fsyncs(wal *w)

@@ -97,6 +97,9 @@ uint32_t ef_crc32c_sw(uint32_t crc, const void *p, size_t n);
  * segment preallocates).  Default WAL_SEGMENT_BYTES_DEFAULT; tests use a few
  * KiB to exercise roll-over. */
 void wal_set_segment_bytes(wal *w, uint64_t bytes);
+/* Process-wide value of the same for wals opened afterwards (0 restores the
+ * default); lets tests keep even the first segment small. */
+void wal_set_default_segment_bytes(uint64_t bytes);
 
 /* Statistics for the metrics endpoint; safe to read from another thread. */
 uint64_t wal_fsyncs(wal *w);           /* fdatasync calls made by wal_sync */
