@@ -45,4 +45,17 @@ void watchhub_resync(watchhub *h);
 
 uint64_t watchhub_watchers(watchhub *h);
 
+/* Tuning (any thread, any time).  Interval of the progress notifications
+ * sent to idle synced watches created with progress_notify (default 10
+ * minutes, as etcd's). */
+void watchhub_set_progress_interval_ms(watchhub *h, uint32_t ms);
+/* Slow consumers: a stream buffers at most outbox_events events (default
+ * 4096; a single message larger than that is still accepted into an empty
+ * outbox); past it the watch is lagging and caught up from the store.  A
+ * callback that keeps returning non-zero is retried with back-off (10 ms
+ * doubling to 1 s); after max_failures consecutive failures every watch of
+ * the stream is cancelled with reason "etcfs: watcher too slow" (default 20).
+ * 0 keeps the current value. */
+void watchhub_set_slow_consumer(watchhub *h, uint32_t outbox_events, uint32_t max_failures);
+
 #endif
