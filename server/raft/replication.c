@@ -190,9 +190,10 @@ void repl_handle_append_resp(raft *r, const raft_msg *m)
 		}
 		return;
 	}
-	if (!pr_maybe_update(pr, m->index)) {
+	bool was_paused = pr_is_paused(pr);
+
+	if (!pr_maybe_update(pr, m->index))
 		return;
-	}
 	switch (pr->state) {
 	case PR_PROBE:
 		pr_become_replicate(pr);
@@ -210,6 +211,9 @@ void repl_handle_append_resp(raft *r, const raft_msg *m)
 	if (repl_maybe_commit(r)) {
 		/* Tell everyone the new commit index. */
 		repl_bcast_append(r);
+	} else if (was_paused) {
+		/* It may have missed the commit index while paused. */
+		repl_send_append(r, m->from, true);
 	}
 	while (repl_send_append(r, m->from, false))
 		;
