@@ -248,8 +248,6 @@ void rlog_compact(raft_log *l, uint64_t index)
 
 	if (index <= l->offset)
 		return;
-	if (index > l->applied)
-		index = l->applied;
 	if (index > l->stable)
 		index = l->stable;
 	if (index <= l->offset)

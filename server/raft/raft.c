@@ -202,6 +202,7 @@ static void release_ready_buffers(raft *r)
 	r->rd_entries = NULL;
 	free(r->rd_committed);
 	r->rd_committed = NULL;
+	r->rd_committed_hi = 0;
 	for (size_t i = 0; i < r->rd_n_msgs; i++)
 		free_msg(&r->rd_msgs[i]);
 	free(r->rd_msgs);
@@ -414,6 +415,10 @@ static bool msg_valid(const raft *r, const raft_msg *m)
 	if (m->n_entries && m->entries == NULL)
 		return false;
 	if (m->context_len && m->context == NULL)
+		return false;
+	if (m->type == RAFT_MSG_SNAP &&
+	    (m->snapshot.index == 0 || m->snapshot.term == 0 || m->snapshot.term > m->term ||
+	     m->snapshot.n_voters > RAFT_MAX_VOTERS))
 		return false;
 	for (uint32_t i = 0; i < m->n_entries; i++) {
 		if (m->entries[i].len && m->entries[i].data == NULL)
@@ -742,6 +747,7 @@ void raft_get_ready(raft *r, raft_ready *rd)
 			break;
 	}
 	r->rd_committed = copy_entries(&r->log, lo, hi - 1, &rd->n_committed);
+	r->rd_committed_hi = rd->n_committed ? hi - 1 : 0;
 	rd->committed = r->rd_committed;
 
 	r->rd_msgs = r->msgs;
@@ -792,7 +798,13 @@ int raft_compact(raft *r, uint64_t index, uint64_t keep)
 {
 	uint64_t t;
 
-	if (index > r->log.applied || index > rlog_last_index(&r->log))
+	/* The host may compact right after applying, before raft_advance:
+	 * what it was handed counts as applied (the ready holds its own
+	 * references to those entries). */
+	uint64_t applied = r->log.applied;
+	if (r->rd_committed_hi > applied)
+		applied = r->rd_committed_hi;
+	if (index > applied || index > rlog_last_index(&r->log))
 		return RAFT_E_INVALID;
 	if (index <= r->snap.index)
 		return index < r->log.offset ? RAFT_E_COMPACTED : 0;

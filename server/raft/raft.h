@@ -18,6 +18,14 @@
  *   5. Apply rd.committed in order; answer rd.reads once the applied index
  *      reaches each read's index.
  *   6. raft_advance(r, &rd).  rd's pointers are valid until this call.
+ * Every raft_get_ready must be followed by its raft_advance before the next
+ * raft_get_ready (a second get_ready discards the unsent messages of the
+ * first).  Other calls (raft_step, raft_tick, raft_propose, raft_compact...)
+ * are allowed between the two: the ready holds its own references.
+ *
+ * After a restart (raft_new from disk) the applied index starts at the
+ * snapshot's index: committed entries after it come back in rd.committed and
+ * the host skips those its state machine already holds.
  *
  * Features: leader election with randomised timeouts in
  * [election_tick, 2*election_tick), PreVote (thesis 9.6) and CheckQuorum
@@ -67,7 +75,8 @@ typedef struct raft_snapshot_meta {
 enum raft_msg_type {
 	RAFT_MSG_APP = 1,        /* index,log_term = the entry before entries[0]; commit */
 	RAFT_MSG_APP_RESP,       /* index = last matching index; reject + reject_hint */
-	RAFT_MSG_VOTE,           /* index,log_term = candidate's last entry */
+	RAFT_MSG_VOTE,           /* index,log_term = candidate's last entry; context "T" = leader
+				  * transfer (voters ignore their leader lease for it) */
 	RAFT_MSG_VOTE_RESP,      /* reject */
 	RAFT_MSG_PREVOTE,        /* term = the term the sender would campaign in */
 	RAFT_MSG_PREVOTE_RESP,
@@ -78,7 +87,7 @@ enum raft_msg_type {
 	RAFT_MSG_READINDEX,      /* follower -> leader: context identifies the request */
 	RAFT_MSG_READINDEX_RESP, /* leader -> follower: index, context; reject if it can't serve */
 	RAFT_MSG_TIMEOUT_NOW,    /* leader transfer: campaign now, skipping PreVote */
-	RAFT_MSG_TRANSFER_LEADER /* follower -> leader: please transfer to from */
+	RAFT_MSG_TRANSFER_LEADER /* follower -> leader: please transfer to index (0: to from) */
 };
 
 typedef struct raft_msg {
@@ -167,7 +176,8 @@ int raft_step(raft *r, const raft_msg *m);
  * *index_out (may be NULL) receives the index on a leader, 0 when forwarded. */
 int raft_propose(raft *r, const void *data, uint32_t len, uint64_t *index_out);
 /* Linearizable read: ctx identifies the request (copied).  The index comes
- * back in a later ready's reads (or failed_reads). */
+ * back in a later ready's reads (or failed_reads).  RAFT_E_NOT_LEADER when
+ * no leader is known (nothing will come back). */
 int raft_read_index(raft *r, const void *ctx, uint32_t len);
 /* Leader transfer to target (thesis 3.10). On a follower it is forwarded. */
 int raft_transfer_leader(raft *r, uint64_t target);
@@ -180,7 +190,9 @@ void raft_advance(raft *r, const raft_ready *rd);
 
 /* The host took a snapshot of its state machine at applied index `index`:
  * entries up to index may be dropped, keeping `keep` entries before it for
- * slow followers. */
+ * slow followers.  index may be anything handed out in rd.committed, even
+ * before raft_advance; RAFT_E_INVALID beyond that.  Later MSG_SNAPs name
+ * this snapshot. */
 int raft_compact(raft *r, uint64_t index, uint64_t keep);
 /* Snapshot transfer outcome for a follower (the host streamed the data). */
 void raft_report_snapshot(raft *r, uint64_t to, int failed);

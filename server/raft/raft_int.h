@@ -70,7 +70,7 @@ void rlog_commit_to(raft_log *l, uint64_t i);
 bool rlog_is_up_to_date(const raft_log *l, uint64_t index, uint64_t term);
 /* Largest index <= index whose term <= term (fast back-off hint). */
 uint64_t rlog_find_conflict_by_term(const raft_log *l, uint64_t index, uint64_t term);
-/* Drop entries <= index (index <= applied). */
+/* Drop entries <= index (never past stable; the caller checks applied). */
 void rlog_compact(raft_log *l, uint64_t index);
 /* Replace the whole log by a snapshot at (index, term). */
 void rlog_restore(raft_log *l, uint64_t index, uint64_t term);
@@ -187,6 +187,7 @@ struct raft {
 
 	/* Buffers handed out by raft_get_ready, released by raft_advance. */
 	raft_entry *rd_entries, *rd_committed;
+	uint64_t rd_committed_hi; /* last index in rd_committed, 0 if none */
 	raft_msg *rd_msgs;
 	size_t rd_n_msgs;
 	raft_read_state *rd_reads, *rd_failed;

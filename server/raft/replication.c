@@ -192,6 +192,9 @@ void repl_handle_append_resp(raft *r, const raft_msg *m)
 	}
 	bool was_paused = pr_is_paused(pr);
 
+	if (m->index > rlog_last_index(&r->log))
+		return; /* acknowledges what we never sent: ignore */
+
 	if (!pr_maybe_update(pr, m->index))
 		return;
 	switch (pr->state) {

@@ -653,6 +653,11 @@ static void act_deliver(void)
 	if (g_cut[from][to] || chance(g_drop_pm)) {
 		trace("drop %d->%d", from + 1, to + 1);
 		drop(pi);
+		if (g_cut[from][to] && g_n[from].up && chance(300)) {
+			/* The transport noticed: back to probing. */
+			raft_report_unreachable(g_n[from].r, (uint64_t)to + 1);
+			settle(from, true);
+		}
 		return;
 	}
 	deliver(pi, chance(g_dup_pm));
@@ -885,11 +890,13 @@ static bool run_seed(uint64_t seed, int nodes, long steps)
 			if (g_n[i].up)
 				act_snapshot(i);
 		} else if (a < 968) {
-			int l = find_leader();
-			if (l >= 0) {
+			/* Asked of the leader, or of a follower that forwards it. */
+			int l = chance(500) ? find_leader() : i;
+			if (l >= 0 && g_n[l].up) {
 				uint64_t t = rn((uint64_t)g_nodes) + 1;
-				trace("transfer leadership %d -> %llu", l + 1, (unsigned long long)t);
-				raft_transfer_leader(g_n[l].r, t);
+				int rc = raft_transfer_leader(g_n[l].r, t);
+				trace("transfer leadership asked on %d -> %llu: rc %d", l + 1,
+				      (unsigned long long)t, rc);
 				settle(l, true);
 			}
 		} else if (a < 968 + g_fault_pm) {
