@@ -32,6 +32,7 @@
 #include "../../server/raft/raft.h"
 
 #define MAXN 5
+#define DEFAULT_STEPS 20000L
 
 /* ------------------------------------------------------------------ */
 /* Randomness and failure reporting                                     */
@@ -954,7 +955,7 @@ int main(int argc, char **argv)
 	uint64_t seeds = 200, start = 1, one = 0;
 	bool have_one = false;
 	int fixed_nodes = 0;
-	long steps = 20000;
+	long steps = DEFAULT_STEPS;
 	double soak = 0, t0 = now_s();
 
 	for (int i = 1; i < argc; i++) {
@@ -995,12 +996,13 @@ int main(int argc, char **argv)
 			break;
 		if (!run_seed(s, nodes, steps)) {
 			char extra[64] = "";
-			if (fixed_nodes)
-				snprintf(extra, sizeof(extra), " --nodes %d", fixed_nodes);
+			if (steps != DEFAULT_STEPS)
+				snprintf(extra, sizeof(extra), " --steps %ld", steps);
 			printf("FAIL raft_sim seed %llu: %s (step %ld, %d nodes)\n",
 			       (unsigned long long)s, g_fail, g_step, nodes);
-			printf("replay: bin/tests/raft_sim --seed %llu --steps %ld%s -v\n",
-			       (unsigned long long)s, steps, extra);
+			printf("replay: bin/tests/raft_sim --seed %llu%s%s -v\n", (unsigned long long)s,
+			       fixed_nodes ? (fixed_nodes == 3 ? " --nodes 3" : " --nodes 5") : "",
+			       extra);
 			reset_world();
 			return 1;
 		}
