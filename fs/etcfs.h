@@ -1,0 +1,264 @@
+/*
+ * etcfs.h - internal interface of the etcfs FUSE mount (fs/).
+ *
+ * The mount is one `struct fs_mount` (reached through fuse_req_userdata), an
+ * inode table keyed by (type, key bytes), per-open-file handles that buffer
+ * a whole value, and a reflector thread that replays remote changes through
+ * the mount point so that the kernel produces the inotify events a local
+ * change would.  The files are:
+ *
+ *   names.c    key <-> file name escaping (see man/etcfs.1, ESCAPING)
+ *   inode.c    the inode table
+ *   kv.c       small cluster helpers over efc_call (get, probe, put, txn)
+ *   ops.c      the FUSE low-level handlers
+ *   dir.c      readdir paging
+ *   reflect.c  the watch and the reflector thread
+ *   main.c     option parsing, mount, the session loop, unmount
+ */
+#ifndef EF_FS_ETCFS_H
+#define EF_FS_ETCFS_H
+
+#define FUSE_USE_VERSION 34
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../proto/client.h"
+#include "../proto/errors.h"
+#include "../proto/wire.h"
+
+enum { FS_DIR = 1, FS_FILE = 2 };
+
+/* Directory renames are one txn: a put per key plus one delete-range. */
+#define FS_RENAME_DIR_MAX_KEYS (EF_DEFAULT_MAX_TXN_OPS - 1)
+/* Largest value a file may hold: what fits in one request with its key. */
+#define FS_VALUE_MAX(klen) ((size_t)EF_DEFAULT_MAX_REQUEST_BYTES - (klen) - 64)
+/* Keys per RANGE page in readdir. */
+#define FS_PAGE_KEYS 1000
+
+enum fs_local {
+	FS_REMOTE = 0,  /* an ordinary key (or a directory implied by keys) */
+	FS_PENDING = 1, /* created here, first committed at close/fsync */
+	FS_TEMP = 2     /* an editor temporary: lives only in this mount */
+};
+
+/* One file or directory this mount has named to the kernel (or listed).
+ * Entries are never freed while the mount lives, so a key keeps its inode
+ * number across updates, deletions and re-creations. */
+struct fs_inode {
+	uint64_t ino;            /* FUSE inode number, 1 = root; immutable */
+	uint8_t type;            /* FS_DIR or FS_FILE; immutable */
+	uint8_t *key;            /* FILE: full key; DIR: prefix of the keys below it */
+	uint32_t klen;           /* everything below: under m->mu */
+	uint64_t nlookup;        /* kernel references (lookup/create/mknod/mkdir minus forget) */
+	struct fs_inode *hnext;  /* hash chain of m->hash; unhashed when replaced by rename */
+	int hashed;
+	/* Last known state of the key (FILE), valid when known != 0. */
+	int known, exists;
+	int64_t mod_rev, create_rev, version, lease, mod_time_ns;
+	uint64_t size;
+	int64_t cache_rev;       /* revision of the data the kernel page cache holds (0 none) */
+	uint8_t *cval;           /* cached value at mod_rev (consistency=cached), malloc'ed or NULL */
+	int64_t cval_rev;
+	int local;               /* enum fs_local */
+	uint8_t *ldata;          /* FS_TEMP content */
+	size_t llen;
+	int64_t ltime_ns;        /* local files: mtime */
+	int occ;                 /* xattr user.etcfs.occ: commits compare the open revision */
+	uint64_t gen;            /* bumped when the key is unlinked or replaced: handles
+				    opened before must not write it back */
+	int ndirty;              /* open handles with uncommitted data */
+	uint64_t wlen;           /* size of the last written dirty buffer (stat while ndirty) */
+};
+
+/* One open file.  The value is read once at open (one revision) and
+ * written back once per flush/fsync when dirty. */
+struct fs_handle {
+	pthread_mutex_t mu;
+	struct fs_inode *in;
+	uint8_t *data;           /* snapshot (read) or buffer (write) */
+	size_t len, cap;
+	int64_t rev;             /* mod revision the buffer is based on, 0 = key absent */
+	int64_t lease;
+	uint64_t gen;            /* in->gen at open */
+	int writable, dirty, append, reflect;
+};
+
+struct fs_counters {
+	uint64_t ops[48];        /* requests by FUSE opcode index (enum fs_op) */
+	uint64_t cache_hits;     /* opens/reads answered from the cache without a fetch */
+	uint64_t reflected;      /* remote events replayed through the mount */
+	uint64_t own_events;     /* watch events recognised as this mount's own writes */
+	uint64_t resyncs;        /* times the watch was lost and state re-read */
+};
+
+enum fs_op {
+	OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR,
+	OP_RENAME, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_OPENDIR,
+	OP_READDIR, OP_RELEASEDIR, OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR,
+	OP_REMOVEXATTR, OP_CREATE, OP__COUNT
+};
+
+enum fs_consistency { FS_LINEARIZABLE = 0, FS_SERIALIZABLE = 1, FS_CACHED = 2 };
+
+struct fs_opts {
+	char *endpoints;
+	char *prefix;
+	int consistency;         /* enum fs_consistency */
+	int cache_fallback;      /* serve reads from the cache when the cluster is unreachable */
+	int occ;                 /* every writable open commits only if the key is unchanged */
+	int tmp_cluster;         /* editor temporaries become ordinary keys */
+	int ro;                  /* enforced by the daemon, so the reflector can still replay */
+	int timeout_ms, dial_timeout_ms;
+	int have_uid, have_gid, have_umask;
+	unsigned uid, gid, umask;
+	char *metrics;           /* HOST:PORT, reserved */
+	int foreground, debug;
+};
+
+struct reflect_ev;
+
+/* The reflector's current view: what its own lookups must answer for the
+ * keys of the change being replayed (the state before or after it). */
+struct fs_view {
+	int n;
+	struct {
+		int type;        /* FS_FILE: key is the file key; FS_DIR: key is the dir prefix */
+		uint8_t *key;
+		uint32_t klen;
+		int exists;
+		ef_kv kv;        /* key/value unset */
+		uint64_t size;
+	} k[2];
+};
+
+struct fs_mount {
+	struct fs_opts o;
+	efc_client *c;
+	struct fuse_session *se;
+	char *mountpoint;
+	dev_t dev;                   /* st_dev of the mounted root (0 until the reflector saw it) */
+	uint8_t *prefix;
+	uint32_t plen;
+	int64_t mount_time_ns;
+	uid_t uid;
+	gid_t gid;
+
+	pthread_mutex_t mu;          /* inode table, inode fields, own-write tracking */
+	struct fs_inode **byino;     /* byino[ino] (index 0 unused) */
+	uint64_t nino, capino;
+	struct fs_inode **hash;
+	size_t hcap, hcount;
+
+	/* Own writes: a watch event at one of these revisions was caused by this
+	 * mount and is not replayed (the local syscall already made its events). */
+	uint64_t wseq_started;       /* writes begun */
+	uint64_t *inflight;          /* seq numbers of writes in flight */
+	size_t n_inflight, cap_inflight;
+	int64_t own_revs[1024];      /* ring of committed revisions */
+	unsigned own_pos;
+	pthread_cond_t own_cv;
+
+	/* Watch and reflector (reflect.c). */
+	efc_watch *watch;
+	int watch_ok;                /* the watch is live: cached metadata is current */
+	int64_t watch_rev;           /* last revision seen on the watch */
+	pthread_mutex_t rq_mu;
+	pthread_cond_t rq_cv;
+	struct reflect_ev *rq_head, *rq_tail;
+	int need_resync, stopping;
+	pthread_t reflector;
+	int reflector_started;
+	pid_t reflector_tid;
+	struct fs_view view;         /* under mu */
+
+	struct fs_counters ctr;      /* updated with __atomic builtins */
+};
+
+#define CTR_INC(m, field) __atomic_fetch_add(&(m)->ctr.field, 1, __ATOMIC_RELAXED)
+
+/* ---- names.c ---- */
+/* Decoded form of one file name. */
+enum fs_name_kind {
+	NAME_ANY = 0,   /* plain or "%..." : a directory if one exists, else the file */
+	NAME_FILE = 1,  /* "%=...": only the file (a key that is also a directory) */
+	NAME_CHUNK = 2  /* "%+...": first part of a segment too long for NAME_MAX */
+};
+/* Decode name into seg (malloc'ed, *slen bytes).  0 or EINVAL. */
+int names_decode(const char *name, int *kind, uint8_t **seg, uint32_t *slen);
+/* Encode one key segment as a name into out (NAME_MAX + 1 bytes).  kind is
+ * NAME_ANY or NAME_FILE.  Returns the number of segment bytes consumed: slen
+ * when it fits, fewer when a "%+" chunk name was written (a directory). */
+uint32_t names_encode(const uint8_t *seg, uint32_t slen, int kind, char *out);
+/* 1 when name is an editor/tool temporary kept local by default. */
+int names_is_temp(const char *name);
+/* Path (relative to the mount, malloc'ed) that names key (under the prefix);
+ * NULL if the key is not below the prefix or ENOMEM. */
+char *names_key_to_path(struct fs_mount *m, const uint8_t *key, uint32_t klen);
+
+/* ---- inode.c ---- */
+int inode_table_init(struct fs_mount *m);
+void inode_table_free(struct fs_mount *m);
+/* Find or create the inode for (type, key); m->mu held.  NULL on ENOMEM. */
+struct fs_inode *inode_get(struct fs_mount *m, int type, const uint8_t *key, uint32_t klen);
+/* Lookup without creating; m->mu held. */
+struct fs_inode *inode_find(struct fs_mount *m, int type, const uint8_t *key, uint32_t klen);
+/* By number; m->mu held.  NULL if unknown. */
+struct fs_inode *inode_by_ino(struct fs_mount *m, uint64_t ino);
+/* Change the key of in (rename); an inode already holding that key is
+ * unhashed (the kernel drops it).  m->mu held.  0 or ENOMEM. */
+int inode_rekey(struct fs_mount *m, struct fs_inode *in, const uint8_t *key, uint32_t klen);
+/* Rekey every inode whose key starts with from (renamed directory). */
+int inode_rekey_prefix(struct fs_mount *m, const uint8_t *from, uint32_t flen,
+		       const uint8_t *to, uint32_t tlen);
+/* Apply a kv (or absence) to a file inode's cached state; m->mu held. */
+void inode_set_kv(struct fs_inode *in, const ef_kv *kv, uint64_t size);
+void inode_set_absent(struct fs_inode *in);
+/* stat of an inode; m->mu held. */
+void inode_stat(struct fs_mount *m, struct fs_inode *in, struct stat *st);
+
+/* ---- kv.c ---- */
+/* Result of kv_get: a malloc'ed value copy and its metadata. */
+struct kv_val {
+	int exists;
+	ef_kv kv;       /* key/value fields unset */
+	uint8_t *val;   /* malloc'ed (NULL when !exists) */
+	uint32_t vlen;
+};
+int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializable,
+	   struct kv_val *out);
+/* Is there any key with this prefix other than skip1/skip2 (may be NULL)?
+ * *first_is_marker tells if the prefix key itself exists. */
+int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int serializable,
+		       const uint8_t *skip, uint32_t skiplen, int *nonempty);
+/* Own-write bracket: kv_own_begin before sending, kv_own_end with the
+ * committed revision (0 when it failed). */
+uint64_t kv_own_begin(struct fs_mount *m);
+void kv_own_end(struct fs_mount *m, uint64_t seq, int64_t rev);
+int kv_is_own(struct fs_mount *m, int64_t rev);
+/* efc_call with the own-write bracket; returns 0/EF_E_*; *rev = header revision. */
+int kv_write(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a);
+/* Put key=val.  expect_rev: -1 no compare, 0 must be absent, >0 mod revision must equal.
+ * keep_lease: 1 keeps the key's lease (ignore_lease), else lease is set. */
+int kv_put(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *val,
+	   uint32_t vlen, int64_t expect_rev, int keep_lease, int64_t lease, int64_t *rev_out);
+int kv_delete(struct fs_mount *m, const uint8_t *key, uint32_t klen, int64_t *deleted);
+int64_t now_ns(void);
+
+/* ---- dir.c ---- */
+struct fs_dirh;
+int dir_open(struct fs_mount *m, struct fs_inode *dir, struct fs_dirh **out);
+int dir_read(struct fs_mount *m, fuse_req_t req, struct fs_dirh *d, size_t size, off_t off);
+void dir_close(struct fs_dirh *d);
+
+/* ---- ops.c ---- */
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/* ---- reflect.c ---- */
+int reflect_start(struct fs_mount *m);
+void reflect_stop(struct fs_mount *m);
+int reflect_is_me(struct fs_mount *m, fuse_req_t req);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * kv.c - the mount's few cluster operations, over efc_call.
+ *
+ * Besides building requests, this file tracks the mount's own writes: every
+ * write is bracketed by kv_own_begin/kv_own_end, and the revision it
+ * committed is remembered, so the reflector can tell a watch event caused by
+ * this mount (already seen by local inotify watchers through the syscall
+ * that made it) from a remote one (to be replayed).  A watch event may
+ * arrive before the write's reply: the reflector waits for the writes that
+ * were in flight when the event arrived before deciding (reflect.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "etcfs.h"
+
+int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializable,
+	   struct kv_val *out)
+{
+	memset(out, 0, sizeof *out);
+	int rv = efc_get(m->c, key, klen, serializable, &out->val, &out->vlen, &out->kv);
+	if (rv == EF_E_NOT_FOUND)
+		return 0;
+	if (rv)
+		return rv;
+	out->exists = 1;
+	return 0;
+}
+
+int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int serializable,
+		       const uint8_t *skip, uint32_t skiplen, int *nonempty)
+{
+	ef_arena *a = ef_arena_new();
+	if (!a)
+		return EF_E_NOMEM;
+	ef_msg req = {.type = EF_MSG_RANGE}, resp;
+	req.u.range.key = (ef_buf){pfx, plen};
+	req.u.range.range_end = ef_prefix_end(a, (ef_buf){pfx, plen});
+	req.u.range.keys_only = 1;
+	req.u.range.limit = 3;
+	req.u.range.serializable = (uint8_t)serializable;
+	int rv = efc_call(m->c, &req, &resp, a);
+	*nonempty = 0;
+	if (rv == 0)
+		for (uint32_t i = 0; i < resp.u.range_resp.n_kvs; i++) {
+			ef_kv *kv = &resp.u.range_resp.kvs[i];
+			if (skip && kv->key.n == skiplen && memcmp(kv->key.p, skip, skiplen) == 0)
+				continue;
+			*nonempty = 1;
+		}
+	ef_arena_free(a);
+	return rv;
+}
+
+uint64_t kv_own_begin(struct fs_mount *m)
+{
+	pthread_mutex_lock(&m->mu);
+	uint64_t seq = ++m->wseq_started;
+	if (m->n_inflight == m->cap_inflight) {
+		size_t nc = m->cap_inflight ? m->cap_inflight * 2 : 64;
+		uint64_t *n = realloc(m->inflight, nc * sizeof *n);
+		if (n) {
+			m->inflight = n;
+			m->cap_inflight = nc;
+		}
+	}
+	if (m->n_inflight < m->cap_inflight)
+		m->inflight[m->n_inflight++] = seq;
+	pthread_mutex_unlock(&m->mu);
+	return seq;
+}
+
+void kv_own_end(struct fs_mount *m, uint64_t seq, int64_t rev)
+{
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < m->n_inflight; i++)
+		if (m->inflight[i] == seq) {
+			m->inflight[i] = m->inflight[--m->n_inflight];
+			break;
+		}
+	if (rev > 0) {
+		m->own_revs[m->own_pos % 1024] = rev;
+		m->own_pos++;
+	}
+	pthread_cond_broadcast(&m->own_cv);
+	pthread_mutex_unlock(&m->mu);
+}
+
+int kv_is_own(struct fs_mount *m, int64_t rev)
+{
+	/* m->mu held */
+	for (unsigned i = 0; i < 1024; i++)
+		if (m->own_revs[i] == rev)
+			return 1;
+	return 0;
+}
+
+/* Did this response change the store? (Then its header revision is ours.) */
+static int changed(const ef_msg *resp)
+{
+	switch (resp->type) {
+	case EF_MSG_PUT_RESP:
+		return 1;
+	case EF_MSG_DELETE_RESP:
+		return resp->u.del_resp.deleted > 0;
+	case EF_MSG_TXN_RESP:
+		return 1; /* a failed txn changes nothing, but its revision has no event of ours
+			     either; see kv_write */
+	default:
+		return 0;
+	}
+}
+
+int kv_write(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
+{
+	uint64_t seq = kv_own_begin(m);
+	int rv = efc_call(m->c, req, resp, a);
+	int64_t rev = 0;
+	if (rv == 0 && changed(resp)) {
+		if (resp->type != EF_MSG_TXN_RESP || resp->u.txn_resp.succeeded) {
+			int writes = resp->type != EF_MSG_TXN_RESP;
+			if (!writes)
+				for (uint32_t i = 0; i < req->u.txn.n_success; i++)
+					if (req->u.txn.success[i].type != EF_OP_RANGE)
+						writes = 1;
+			if (writes)
+				rev = resp->hdr.revision;
+		}
+	}
+	kv_own_end(m, seq, rev);
+	return rv;
+}
+
+int kv_put(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *val,
+	   uint32_t vlen, int64_t expect_rev, int keep_lease, int64_t lease, int64_t *rev_out)
+{
+	ef_arena *a = ef_arena_new();
+	if (!a)
+		return EF_E_NOMEM;
+	ef_msg req = {0}, resp;
+	ef_put_req put = {0};
+	put.key = (ef_buf){key, klen};
+	put.value = (ef_buf){val, vlen};
+	put.lease = keep_lease ? 0 : lease;
+	put.ignore_lease = (uint8_t)(keep_lease != 0);
+	ef_compare cmp = {0};
+	ef_op op = {.type = EF_OP_PUT};
+	if (expect_rev < 0) {
+		req.type = EF_MSG_PUT;
+		req.u.put = put;
+	} else {
+		req.type = EF_MSG_TXN;
+		cmp.result = EF_CMP_EQUAL;
+		cmp.key = put.key;
+		cmp.target = expect_rev == 0 ? EF_CMP_CREATE : EF_CMP_MOD;
+		cmp.number = expect_rev;
+		op.u.put = put;
+		req.u.txn.cmp = &cmp;
+		req.u.txn.n_cmp = 1;
+		req.u.txn.success = &op;
+		req.u.txn.n_success = 1;
+	}
+	int rv = kv_write(m, &req, &resp, a);
+	if (rv == 0 && req.type == EF_MSG_TXN && !resp.u.txn_resp.succeeded)
+		rv = expect_rev == 0 ? EF_E_EXISTS : EF_E_TXN_FAILED;
+	if (rv == 0 && rev_out)
+		*rev_out = resp.hdr.revision;
+	ef_arena_free(a);
+	return rv;
+}
+
+int kv_delete(struct fs_mount *m, const uint8_t *key, uint32_t klen, int64_t *deleted)
+{
+	ef_arena *a = ef_arena_new();
+	if (!a)
+		return EF_E_NOMEM;
+	ef_msg req = {.type = EF_MSG_DELETE}, resp;
+	req.u.del.key = (ef_buf){key, klen};
+	int rv = kv_write(m, &req, &resp, a);
+	if (rv == 0 && deleted)
+		*deleted = resp.u.del_resp.deleted;
+	ef_arena_free(a);
+	return rv;
+}
