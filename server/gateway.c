@@ -1058,6 +1058,7 @@ static int parse_object(struct dctx *d, const char *p, size_t n, const char *typ
 {
 	json_error_t je;
 	json_t *root;
+	int rc;
 
 	root = json_loadb(p, n, flags | JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
@@ -1066,8 +1067,9 @@ static int parse_object(struct dctx *d, const char *p, size_t n, const char *typ
 		return fail(d, "%s", je.text);
 	}
 	if (!json_is_object(root)) {
+		rc = fail(d, "json: cannot unmarshal %s into Go value of type %s", jkind(root), type);
 		json_decref(root);
-		return fail(d, "json: cannot unmarshal %s into Go value of type %s", jkind(root), type);
+		return rc;
 	}
 	if (used)
 		*used = (size_t)je.position;
@@ -1243,9 +1245,10 @@ struct conn {
 	uint64_t next_id;         /* request ids for node_call */
 };
 
-/* A parsed request head; strings point into conn.buf (NUL-terminated there). */
+/* A parsed request head.  Method and path are NUL-terminated strings inside
+ * conn.buf, kept as offsets because reading the body may move the buffer. */
 struct http_req {
-	char *method, *path;
+	size_t method, path;
 	size_t head_len, body_len;
 	int close;
 };
@@ -1514,7 +1517,7 @@ static int read_request(struct conn *c, struct http_req *r)
 {
 	int64_t deadline = now_ms() + IDLE_TIMEOUT_MS;
 	size_t scanned = 0, clen = 0;
-	char *end = NULL, *line, *next, *version;
+	char *end = NULL, *line, *next, *version, *path;
 	int have_clen = 0, rc, expect100 = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -1555,14 +1558,15 @@ static int read_request(struct conn *c, struct http_req *r)
 	next = strstr(line, "\r\n");
 	*next = 0;
 	next += 2;
-	r->method = line;
-	r->path = strchr(line, ' ');
-	if (!r->path) {
+	r->method = 0;
+	path = strchr(line, ' ');
+	if (!path) {
 		send_error(c, 3, 400, "malformed request line", 1);
 		return -1;
 	}
-	*r->path++ = 0;
-	version = strchr(r->path, ' ');
+	*path++ = 0;
+	r->path = (size_t)(path - c->buf);
+	version = strchr(path, ' ');
 	if (!version) {
 		send_error(c, 3, 400, "malformed request line", 1);
 		return -1;
@@ -1978,33 +1982,33 @@ static int is_get_path(const char *path)
 static int serve(struct conn *c, struct http_req *r)
 {
 	double t0 = now_s();
-	const char *body = c->buf + r->head_len;
-	char *q = strchr(r->path, '?');
+	const char *body = c->buf + r->head_len, *verb = c->buf + r->method;
+	char *path = c->buf + r->path, *q = strchr(path, '?');
 	int label = L_OTHER, status, close = r->close, method;
 
 	if (q)
 		*q = 0;
-	if (strcmp(r->method, "GET") == 0) {
-		if (strcmp(r->path, "/health") == 0) {
+	if (strcmp(verb, "GET") == 0) {
+		if (strcmp(path, "/health") == 0) {
 			label = L_HEALTH;
 			status = handle_health(c, 0, close);
-		} else if (strcmp(r->path, "/readyz") == 0) {
+		} else if (strcmp(path, "/readyz") == 0) {
 			label = L_READYZ;
 			status = handle_health(c, 1, close);
-		} else if (strcmp(r->path, "/livez") == 0) {
+		} else if (strcmp(path, "/livez") == 0) {
 			label = L_LIVEZ;
 			status = 200;
 			send_response(c, 200, "application/json", "{\"live\":\"true\"}", 15, close);
-		} else if (strcmp(r->path, "/metrics") == 0) {
+		} else if (strcmp(path, "/metrics") == 0) {
 			label = L_METRICS;
 			status = handle_metrics(c, close);
-		} else if (gw_route(r->path) >= 0) {
+		} else if (gw_route(path) >= 0) {
 			status = send_error(c, 12, 405, "Method Not Allowed", close);
 		} else {
 			status = send_error(c, 5, 404, "Not Found", close);
 		}
-	} else if (strcmp(r->method, "POST") == 0) {
-		method = gw_route(r->path);
+	} else if (strcmp(verb, "POST") == 0) {
+		method = gw_route(path);
 		if (method == GW_WATCH) {
 			label = method;
 			status = handle_watch(c, body, r->body_len);
@@ -2012,7 +2016,7 @@ static int serve(struct conn *c, struct http_req *r)
 		} else if (method >= 0) {
 			label = method;
 			status = handle_unary(c, method, body, r->body_len, close);
-		} else if (is_get_path(r->path)) {
+		} else if (is_get_path(path)) {
 			status = send_error(c, 12, 405, "Method Not Allowed", close);
 		} else {
 			status = send_error(c, 5, 404, "Not Found", close);
