@@ -767,9 +767,17 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 	}
 	w->off = end;
 	w->hdr_end = hdr_end;
-	if (torn) {
+	struct stat fst;
+	if (fstat(w->fd, &fst) != 0) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		rc = EF_E_IO;
+		goto fail;
+	}
+	if (torn || (uint64_t)fst.st_size < w->seg_bytes) {
+		/* Cut the damage and restore the preallocated zero tail (also
+		 * when the file was left short of it). */
 		uint64_t size = w->seg_bytes > end ? w->seg_bytes : end;
-		if (ftruncate(w->fd, (off_t)end) != 0 || prealloc(w->fd, size) != 0 ||
+		if ((torn && ftruncate(w->fd, (off_t)end) != 0) || prealloc(w->fd, size) != 0 ||
 		    fsync(w->fd) != 0) {
 			seterr(err, errlen, "%s: cutting torn tail at %" PRIu64 ": %s", path, end,
 			       strerror(errno));
