@@ -47,21 +47,32 @@ typedef struct wal_recovered {
 
 /* Open (creating if absent) the WAL under dir.  cluster_id/member_id are
  * written into new segments and checked against existing ones
- * (EF_E_CLUSTER_MISMATCH). */
+ * (EF_E_CLUSTER_MISMATCH); 0 means "not checked" (rec reports what is
+ * stored).  DIR/wal is flock'ed while open: EF_E_LOCKED for a second opener.
+ * Errors: EF_E_CORRUPT, EF_E_CLUSTER_MISMATCH, EF_E_LOCKED, EF_E_IO,
+ * EF_E_NOMEM, with a message naming the file (and offset) in err. */
 int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out,
 	     wal_recovered *rec, char *err, size_t errlen);
 void wal_recovered_free(wal_recovered *rec);
+/* Close without syncing: anything appended since the last wal_sync is
+ * dropped, exactly as in a crash. */
 void wal_close(wal *w);
 
 /* Buffer entries (an entry whose index <= the last one truncates the log
- * there first) and/or a hard state. */
+ * there first) and/or a hard state.  An index past wal_last_index()+1 is
+ * EF_E_INVALID (nothing of the call is buffered). */
 int wal_append(wal *w, const raft_entry *e, size_t n);
 int wal_set_hard_state(wal *w, const raft_hard_state *hs);
-/* Record that a snapshot at (index, term) exists, so recovery starts there. */
+/* Record that a snapshot at (index, term) exists, so recovery starts there.
+ * Recovery keeps the entries after it when the log's entry at index has the
+ * same term, and drops the whole log otherwise (Raft paper, Figure 13). */
 int wal_mark_snapshot(wal *w, const raft_snapshot_meta *m);
-/* Write and fsync everything buffered. */
+/* Write and fsync everything buffered (one pwrite, one fdatasync).  After a
+ * failed write or fsync every call returns EF_E_IO: close and reopen. */
 int wal_sync(wal *w);
-/* Delete whole segments whose entries are all <= index (after a snapshot). */
+/* Delete whole segments whose entries are all <= index (after a snapshot).
+ * index is capped at the latest snapshot marker made durable by wal_sync,
+ * and the newest segment is never deleted. */
 int wal_release_to(wal *w, uint64_t index);
 
 /* ---- snapshot files: DIR/snap/<term>-<index>.snap ----
