@@ -27,6 +27,11 @@
 /* ================================================================== */
 /* Arena                                                               */
 
+/* Chunks of doubling size (4 KiB up to 1 MiB); a block larger than a quarter
+ * of the next chunk gets a chunk of its own.  Memory is zeroed when handed
+ * out, not when a chunk is made, so a reset arena costs no memset.  An arena
+ * is not thread safe: one owner at a time. */
+
 #define ARENA_ALIGN 16
 #define ARENA_FIRST_CHUNK 4096
 #define ARENA_MAX_CHUNK (1u << 20)
@@ -821,12 +826,16 @@ static int encode_body_at(const ef_msg *m, ef_wbuf *out, size_t start)
 	return 0;
 }
 
+/* Even an empty body leaves out->p pointing at memory, so callers may pass
+ * out->p to memcpy and friends without a NULL check. */
 int ef_encode_body(const ef_msg *m, ef_wbuf *out)
 {
 	if (out->err)
 		return out->err;
 	if (!type_known(m->type))
 		return EF_E_UNKNOWN_TYPE;
+	if (!out->p && wbuf_grow(out, 1))
+		return out->err;
 	return encode_body_at(m, out, out->len);
 }
 
@@ -1330,16 +1339,21 @@ static void d_body(struct dec *d, ef_msg *m)
 
 int ef_decode_body(uint8_t type, const uint8_t *p, size_t n, ef_arena *a, ef_msg *m)
 {
-	struct dec d = {p, p + n, a, 0};
+	struct dec d;
 
 	memset(m, 0, sizeof(*m));
 	m->type = type;
 	if (!type_known(type))
 		return EF_E_UNKNOWN_TYPE;
-	if (!p && n)
-		return EF_E_INVALID;
-	if (!p) /* an empty body: point strings at something real */
-		d.p = d.end = (const uint8_t *)"";
+	if (!p) {
+		if (n)
+			return EF_E_INVALID;
+		p = (const uint8_t *)""; /* an empty body: strings point at something real */
+	}
+	d.p = p;
+	d.end = p + n;
+	d.a = a;
+	d.err = 0;
 	d_body(&d, m);
 	if (d.err)
 		return d.err;
@@ -1393,6 +1407,8 @@ int ef_decode(const uint8_t *p, size_t n, size_t max_body, ef_arena *a, ef_msg *
 /* ================================================================== */
 /* Helpers                                                             */
 
+/* Returns {NULL, 0} when the arena is out of memory (the all-0xff and empty
+ * cases need no memory and always succeed). */
 ef_buf ef_prefix_end(ef_arena *a, ef_buf prefix)
 {
 	static const uint8_t zero[1] = {0};

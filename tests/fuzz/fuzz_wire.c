@@ -23,9 +23,15 @@
 
 #include "../../proto/wire.h"
 
+/* memcmp that accepts NULL for zero lengths. */
+static int wire_mem_eq(const void *a, const void *b, size_t n)
+{
+	return n == 0 || memcmp(a, b, n) == 0;
+}
+
 static int wire_buf_eq(ef_buf a, ef_buf b)
 {
-	return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+	return a.n == b.n && wire_mem_eq(a.p, b.p, a.n);
 }
 
 static int wire_kv_eq(const ef_kv *a, const ef_kv *b)
@@ -303,7 +309,7 @@ static int wire_check_decoded(const ef_msg *m, const uint8_t *p, size_t n, int i
 			ef_error_name(rc));
 		goto out;
 	}
-	if (w.len != n || memcmp(w.p, p, n) != 0) {
+	if (w.len != n || !wire_mem_eq(w.p, p, n)) {
 		fprintf(stderr, "re-encoded %s differs from the accepted input\n",
 			ef_msg_type_name(m->type));
 		goto out;
@@ -326,7 +332,7 @@ static int wire_check_decoded(const ef_msg *m, const uint8_t *p, size_t n, int i
 		goto out;
 	}
 	rc = is_frame ? ef_encode(&m3, &w3) : ef_encode_body(&m3, &w3);
-	if (rc || w3.len != n || memcmp(w3.p, p, n) != 0) {
+	if (rc || w3.len != n || !wire_mem_eq(w3.p, p, n)) {
 		fprintf(stderr, "encoding of the copy of %s differs\n", ef_msg_type_name(m->type));
 		goto out;
 	}

@@ -599,6 +599,21 @@ TEST(empty_and_edge_values_roundtrip)
 		CHECK_EQ(ef_request_size(&d), n + 3);
 		free(big);
 	}
+	/* An empty body still leaves the buffer pointing at memory, and a NULL
+	 * body of length 0 decodes. */
+	{
+		ef_wbuf e;
+
+		ef_wbuf_init(&e);
+		memset(&m, 0, sizeof(m));
+		m.type = EF_MSG_STATUS;
+		CHECK_EQ(ef_encode_body(&m, &e), 0);
+		CHECK(e.p != NULL && e.len == 0);
+		CHECK_EQ(ef_decode_body(EF_MSG_STATUS, NULL, 0, a, &d), 0);
+		CHECK_EQ(ef_decode_body(EF_MSG_STATUS, NULL, 1, a, &d), EF_E_INVALID);
+		CHECK_EQ(ef_decode_body(EF_MSG_PUT, NULL, 0, a, &d), EF_E_TRUNCATED);
+		ef_wbuf_free(&e);
+	}
 	/* Booleans other than 0/1 are sent as 1. */
 	memset(&m, 0, sizeof(m));
 	m.type = EF_MSG_PUT;
