@@ -137,7 +137,7 @@ struct hub_stream {
 	int in_ready;
 	struct hub_stream *rprev, *rnext; /* ready list */
 	int closing, free_on_return;
-	int dead;          /* watches cancelled as too slow: remaining messages tried once */
+	int dead;          /* watches cancelled as too slow; cleared once the outbox drains */
 	uint32_t failures; /* consecutive callback failures */
 	int64_t retry_at_ms; /* 0: not backing off */
 	struct hub_stream *prev, *next; /* hub's streams */
@@ -1016,7 +1016,7 @@ static void *sender_main(void *arg)
 		hub_stream *s = h->ready_head;
 		ready_remove(h, s);
 		struct omsg *m = s->out_head;
-		if (!m)
+		if (!m || s->retry_at_ms)
 			continue;
 		s->out_head = m->next;
 		if (!s->out_head)
@@ -1042,26 +1042,25 @@ static void *sender_main(void *arg)
 				pthread_cond_broadcast(&h->close_cv);
 			continue;
 		}
-		if (rc != 0 && !s->dead) {
-			/* Not taken: keep it first in line and back off. */
+		if (rc != 0) {
+			/* Not taken: keep it first in line and back off.  Once
+			 * the stream gave up (dead) only the cancellations are
+			 * left, retried until the consumer takes them or closes. */
 			m->next = s->out_head;
 			s->out_head = m;
 			if (!s->out_tail)
 				s->out_tail = m;
 			s->out_events += m->n_events;
 			s->failures++;
-			if (s->failures >= h->max_failures) {
+			uint32_t sh = s->failures - 1 < 10 ? s->failures - 1 : 10;
+			int64_t d = (int64_t)HUB_BACKOFF_MIN_MS << sh;
+			if (d > HUB_BACKOFF_MAX_MS)
+				d = HUB_BACKOFF_MAX_MS;
+			s->retry_at_ms = now_ms() + d;
+			h->n_backoff++;
+			if (!s->dead && s->failures >= h->max_failures)
 				give_up(h, s);
-				ready_push(h, s);
-			} else {
-				uint32_t sh = s->failures - 1 < 10 ? s->failures - 1 : 10;
-				int64_t d = (int64_t)HUB_BACKOFF_MIN_MS << sh;
-				if (d > HUB_BACKOFF_MAX_MS)
-					d = HUB_BACKOFF_MAX_MS;
-				s->retry_at_ms = now_ms() + d;
-				h->n_backoff++;
-				kick_locked_q(h);
-			}
+			kick_locked_q(h);
 			continue;
 		}
 		if (rc == 0) {
