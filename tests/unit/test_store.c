@@ -1407,6 +1407,191 @@ TEST(no_space)
 	done(s);
 }
 
+/* ------------------------------------------------------------------ */
+/* Randomized comparison with a tiny in-memory model of etcd's MVCC.   */
+
+#define M_KEYS 6
+#define M_REVS 400
+
+struct mkv {
+	int live;
+	int64_t create, mod, version;
+	char val[8];
+};
+
+static struct mkv model[M_REVS + 1][M_KEYS]; /* state as of each revision */
+
+static void mkey(int i, char *k)
+{
+	k[0] = 'k';
+	k[1] = (char)('0' + i);
+	k[2] = 0;
+}
+
+TEST(model_random)
+{
+	store *s = fresh();
+	int64_t rev = 0, compact_rev = 0;
+	int step, i;
+	unsigned seed = 12345;
+
+	memset(model, 0, sizeof(model));
+	for (step = 0; step < 1500 && rev < M_REVS - 2; step++) {
+		int op = rand_r(&seed) % 10, k = rand_r(&seed) % M_KEYS;
+		char key[4], val[8];
+		struct mkv next[M_KEYS];
+		int changed = 0;
+		ef_msg r;
+
+		memcpy(next, model[rev], sizeof(next));
+		mkey(k, key);
+		snprintf(val, sizeof(val), "v%d", rand_r(&seed) % 100);
+		if (op < 5) {
+			r = put(s, key, val);
+			CHECK_EQ(err_of(&r), 0);
+			if (!next[k].live) {
+				next[k].live = 1;
+				next[k].create = rev + 1;
+				next[k].version = 0;
+			}
+			next[k].version++;
+			next[k].mod = rev + 1;
+			snprintf(next[k].val, sizeof(next[k].val), "%s", val);
+			changed = 1;
+		} else if (op < 7) {
+			int k2 = k + rand_r(&seed) % 3;
+			char end[4];
+
+			mkey(k2, end);
+			r = del(s, key, k2 == k ? B("") : B(end), 0);
+			CHECK_EQ(err_of(&r), 0);
+			for (i = k; i <= (k2 == k ? k : k2 - 1) && i < M_KEYS; i++)
+				if (next[i].live) {
+					next[i].live = 0;
+					changed = 1;
+				}
+		} else if (op < 9) {
+			/* txn: if version(key) == model then put key2 and delete key3 */
+			ef_compare c = cmpn(key, EF_CMP_VERSION, EF_CMP_EQUAL,
+					    next[k].live ? next[k].version : 0);
+			ef_op ops[2];
+			ef_msg m;
+			int k2 = rand_r(&seed) % M_KEYS, k3 = (k2 + 1) % M_KEYS;
+			char key2[4], key3[4];
+
+			if (rand_r(&seed) % 3 == 0)
+				c.number++; /* make it fail: failure branch is empty */
+			mkey(k2, key2);
+			mkey(k3, key3);
+			memset(ops, 0, sizeof(ops));
+			ops[0].type = EF_OP_PUT;
+			ops[0].u.put.key = B(key2);
+			ops[0].u.put.value = B(val);
+			ops[1].type = EF_OP_DELETE;
+			ops[1].u.del.key = B(key3);
+			memset(&m, 0, sizeof(m));
+			m.type = EF_MSG_TXN;
+			m.u.txn.cmp = &c;
+			m.u.txn.n_cmp = 1;
+			m.u.txn.success = ops;
+			m.u.txn.n_success = 2;
+			r = apply(s, &m);
+			CHECK_EQ(err_of(&r), 0);
+			if (r.u.txn_resp.succeeded) {
+				if (!next[k2].live) {
+					next[k2].live = 1;
+					next[k2].create = rev + 1;
+					next[k2].version = 0;
+				}
+				next[k2].version++;
+				next[k2].mod = rev + 1;
+				snprintf(next[k2].val, sizeof(next[k2].val), "%s", val);
+				next[k3].live = 0;
+				changed = 1;
+			}
+		} else if (rev > compact_rev) {
+			int64_t to = compact_rev + 1 + rand_r(&seed) % (rev - compact_rev);
+
+			CHECK_EQ(compact(s, to), 0);
+			compact_rev = to;
+		}
+		if (changed) {
+			rev++;
+			memcpy(model[rev], next, sizeof(next));
+		}
+		CHECK_EQ(store_revision(s), rev);
+		/* check a few reads at random revisions */
+		for (i = 0; i < 3 && rev > 0; i++) {
+			int64_t at = compact_rev + rand_r(&seed) % (rev - compact_rev + 1);
+			int kk = rand_r(&seed) % M_KEYS, n;
+			char kn[4];
+			ef_kv kv;
+
+			if (at == 0)
+				at = rev;
+			mkey(kk, kn);
+			n = get_at(s, kn, at, &kv);
+			if (at < compact_rev) {
+				CHECK_EQ(n, -EF_E_COMPACTED);
+				continue;
+			}
+			CHECK_EQ(n, model[at][kk].live);
+			if (n == 1 && model[at][kk].live) {
+				CHECK_MEM(kv.value.p, kv.value.n, model[at][kk].val);
+				CHECK_EQ(kv.create_revision, model[at][kk].create);
+				CHECK_EQ(kv.mod_revision, model[at][kk].mod);
+				CHECK_EQ(kv.version, model[at][kk].version);
+			}
+		}
+		if (t_failed_) {
+			fprintf(stderr, "  model_random: diverged at step %d rev %lld compact %lld\n",
+				step, (long long)rev, (long long)compact_rev);
+			break;
+		}
+	}
+	/* a full range at every revision still readable */
+	for (i = (int)(compact_rev ? compact_rev : 1); i <= rev && !t_failed_; i++) {
+		ef_range_req q = rq("k", B("l"));
+		ef_range_resp r;
+		int live = 0, j;
+
+		q.revision = i;
+		CHECK_EQ(range(s, &q, &r), 0);
+		for (j = 0; j < M_KEYS; j++)
+			live += model[i][j].live;
+		CHECK_EQ(r.count, live);
+	}
+	/* events since compact+1 replay exactly the model's changes */
+	{
+		store_events ev = {A, NULL, 0, 0};
+		int64_t next;
+		struct mkv cur[M_KEYS];
+		uint32_t e;
+
+		CHECK_EQ(store_events_since(s, B("k"), B("l"), compact_rev + 1, 0, 1, &ev, &next),
+			 0);
+		CHECK_EQ(next, rev + 1);
+		memcpy(cur, model[compact_rev], sizeof(cur));
+		for (e = 0; e < ev.n; e++) {
+			int kk = ev.ev[e].kv.key.p[1] - '0';
+
+			if (ev.ev[e].type == EF_EVENT_PUT) {
+				cur[kk].live = 1;
+				cur[kk].mod = ev.ev[e].kv.mod_revision;
+				cur[kk].version = ev.ev[e].kv.version;
+			} else {
+				cur[kk].live = 0;
+			}
+		}
+		for (i = 0; i < M_KEYS; i++) {
+			CHECK_EQ(cur[i].live, model[rev][i].live);
+			if (cur[i].live)
+				CHECK_EQ(cur[i].version, model[rev][i].version);
+		}
+	}
+	done(s);
+}
+
 struct reader_arg {
 	store *s;
 	int failures, reads;
@@ -1501,6 +1686,7 @@ int main(void)
 	RUN(binary_keys_values);
 	RUN(large_values_compressed);
 	RUN(no_space);
+	RUN(model_random);
 	RUN(concurrent_readers);
 	ef_arena_free(A);
 	TEST_EXIT();
