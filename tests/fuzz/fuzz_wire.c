@@ -381,6 +381,13 @@ out:
 
 #ifndef WIRE_FUZZ_NO_MAIN
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const char *__ubsan_default_options(void);
+
+/* The fuzz build lets UBSan recover; undefined behaviour is a finding too. */
+const char *__ubsan_default_options(void)
+{
+	return "halt_on_error=1:print_stacktrace=1";
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
