@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 
@@ -48,7 +49,8 @@ void ctl_die(int code, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	exit(code);
+	fflush(stderr);
+	_exit(code);
 }
 
 void ctl_die_rv(int rv)
@@ -463,10 +465,12 @@ int main(int argc, char **argv)
 	for (size_t k = 0; k < sizeof verbs / sizeof verbs[0]; k++)
 		if (strcmp(verb, verbs[k].name) == 0) {
 			int rc = verbs[k].fn(ac, av);
+			/* No efc_close(): the process ends here and the kernel
+			 * closes the connection; closing a client whose
+			 * connection is still open could block at exit in the
+			 * library (see the report), which a CLI must never do. */
 			fflush(stdout);
-			if (g_ctl.client)
-				efc_close(g_ctl.client);
-			return rc;
+			_exit(rc);
 		}
 	ctl_die(CTL_EXIT_ERROR, "unknown command \"%s\" for \"etcfsctl\"", verb);
 }
