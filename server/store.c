@@ -60,6 +60,8 @@
 #define HIST_HDR 36
 #define REVKEY_LEN 12
 #define LMDB_KEY_MAX 511
+/* internal: "run this request again in a nested transaction" */
+#define STORE_RETRY_NESTED (EF_E__COUNT + 100)
 
 enum { HIST_PUT = 0, HIST_DEL = 1 };
 
@@ -76,6 +78,9 @@ struct store {
 	MDB_txn *wtxn; /* the batch, NULL outside store_begin..commit/abort */
 	int64_t rev, compact_rev;
 	uint64_t applied;
+	uint64_t batch_pages; /* estimate of pages the open batch may have allocated */
+	uint64_t psize;       /* LMDB page size */
+	int nested_only;      /* store_debug_nested_only */
 	uint8_t *scratch; /* writer scratch buffer (values being rewritten) */
 	size_t scratch_cap;
 	uint8_t *zbuf; /* writer compression buffer */
@@ -104,6 +109,8 @@ struct wctx {
 	MDB_txn *txn;
 	int64_t rev;   /* revision this request writes at (s->rev + 1) */
 	uint32_t sub;  /* events written so far; > 0 means the request changed something */
+	int dirty;     /* something was written (a lease, an index entry, ...) */
+	int direct;    /* running in the batch txn itself: see store_apply */
 	int64_t time_ns;
 	ef_arena *a;   /* response arena */
 	store_events *ev;
@@ -750,6 +757,7 @@ static int leasekey_put(struct wctx *c, int64_t id, const void *key, uint32_t kn
 	MDB_val k = {8, lk}, v = {kn, (void *)key};
 
 	lease_key(lk, id);
+	c->dirty = 1;
 	return lmdb_code(mdb_put(c->txn, c->s->leasekeys, &k, &v, 0));
 }
 
@@ -760,6 +768,7 @@ static int leasekey_del(struct wctx *c, int64_t id, const void *key, uint32_t kn
 	int rc;
 
 	lease_key(lk, id);
+	c->dirty = 1;
 	rc = mdb_del(c->txn, c->s->leasekeys, &k, &v);
 	return rc == MDB_NOTFOUND ? 0 : lmdb_code(rc);
 }
@@ -775,6 +784,7 @@ static int hist_put(struct wctx *c, uint8_t type, uint8_t flags, const void *key
 	int rc;
 
 	revkey(rk, c->rev, c->sub);
+	c->dirty = 1;
 	rc = mdb_put(c->txn, s->hist, &k, &v, MDB_RESERVE | MDB_APPEND);
 	if (rc)
 		return lmdb_code(rc);
@@ -911,6 +921,7 @@ static int do_put(struct wctx *c, const ef_put_req *q, ef_put_resp *out)
 	k.mv_size = q->key.n;
 	k.mv_data = (void *)q->key.p;
 	v.mv_size = LIVE_HDR + (size_t)vn;
+	c->dirty = 1;
 	rc = mdb_put(c->txn, s->live, &k, &v, MDB_RESERVE);
 	if (rc)
 		return lmdb_code(rc);
@@ -971,6 +982,7 @@ static int kill_key(struct wctx *c, MDB_cursor *lc, const MDB_val *key, const st
 		e->kv.key.n = kn;
 		e->kv.mod_revision = c->rev;
 	}
+	c->dirty = 1;
 	rc = mdb_cursor_del(lc, 0);
 	if (rc)
 		return lmdb_code(rc);
@@ -1198,6 +1210,52 @@ static int eval_compare(struct wctx *c, const ef_compare *q, int *ok)
 	return 0;
 }
 
+/* In direct mode a request must fail before its first write.  A txn's ops
+ * can only fail on what this checks (the duplicate-key rule means no op of
+ * the branch changes what another op's check looks at), so checking them
+ * all up front gives the same first error as running them in order.  A
+ * range at a revision past the current one depends on what earlier ops
+ * change: that case goes back to a nested transaction. */
+static int txn_precheck(struct wctx *c, const ef_op *ops, uint32_t n)
+{
+	struct rec r;
+	uint32_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		const ef_range_req *rq = &ops[i].u.range;
+		const ef_put_req *pq = &ops[i].u.put;
+
+		switch (ops[i].type) {
+		case EF_OP_RANGE:
+			if (rq->revision > 0 && rq->revision < c->s->compact_rev)
+				return EF_E_COMPACTED;
+			if (rq->revision > c->s->rev)
+				return STORE_RETRY_NESTED;
+			break;
+		case EF_OP_PUT:
+			if (pq->ignore_value || pq->ignore_lease) {
+				rc = live_get(c, pq->key.p, pq->key.n, &r);
+				if (rc < 0)
+					return -rc;
+				if (!rc)
+					return EF_E_NOT_FOUND;
+			}
+			if (!pq->ignore_lease && pq->lease) {
+				rc = lease_exists(c, pq->lease, NULL);
+				if (rc < 0)
+					return -rc;
+				if (!rc)
+					return EF_E_LEASE_NOT_FOUND;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
 static int do_txn(struct wctx *c, const ef_txn_req *t, ef_txn_resp *out)
 {
 	store *s = c->s;
@@ -1230,6 +1288,8 @@ static int do_txn(struct wctx *c, const ef_txn_req *t, ef_txn_resp *out)
 	n = ok ? t->n_success : t->n_failure;
 	if (n == 0)
 		return 0;
+	if (c->direct && (rc = txn_precheck(c, ops, n)))
+		return rc;
 	out->responses = ef_arena_alloc(c->a, n * sizeof(ef_op_resp));
 	if (!out->responses)
 		return EF_E_NOMEM;
@@ -1392,8 +1452,14 @@ static int do_lease_grant(struct wctx *c, const ef_lease_req *q, ef_lease_resp *
 		return EF_E_INVALID;
 	if (q->ttl > STORE_MAX_LEASE_TTL)
 		return EF_E_LEASE_TTL_TOO_LARGE;
+	rc = lease_exists(c, q->id, NULL);
+	if (rc < 0)
+		return -rc;
+	if (rc)
+		return EF_E_LEASE_EXISTS;
 	lease_key(lk, q->id);
 	put_i64(tv, q->ttl);
+	c->dirty = 1;
 	rc = mdb_put(c->txn, c->s->lease, &k, &v, MDB_NOOVERWRITE);
 	if (rc == MDB_KEYEXIST)
 		return EF_E_LEASE_EXISTS;
@@ -1499,6 +1565,7 @@ int store_begin(store *s)
 		s->wtxn = NULL;
 		return lmdb_code(rc);
 	}
+	s->batch_pages = 0;
 	return 0;
 }
 
@@ -1538,6 +1605,54 @@ static int apply_one(struct wctx *c, const ef_msg *req, ef_msg *resp)
 	}
 }
 
+/* Can req run directly in the batch transaction (no nested txn)?  Only
+ * requests that fail before their first write qualify, and only while the
+ * map has room to spare: past the headroom an MDB_MAP_FULL could hit after
+ * a write, when only a nested transaction can undo the request. */
+static int can_direct(store *s, const ef_msg *req)
+{
+	MDB_envinfo ei;
+	uint64_t map_pages = s->map_size / s->psize, est, used, margin;
+
+	if (s->nested_only)
+		return 0;
+	switch (req->type) {
+	case EF_MSG_PUT:
+	case EF_MSG_DELETE:
+	case EF_MSG_TXN:
+	case EF_MSG_LEASE_GRANT:
+	case EF_MSG_LEASE_KEEPALIVE:
+	case EF_MSG_RANGE:
+		break;
+	default:
+		return 0; /* compaction and revoke touch unbounded data */
+	}
+	/* every key write may split a path of each tree it touches */
+	est = 2 * ef_request_size(req) / s->psize + 64;
+	if (req->type == EF_MSG_TXN)
+		est += 64 * ((uint64_t)req->u.txn.n_success + req->u.txn.n_failure);
+	s->batch_pages += est;
+	mdb_env_info(s->env, &ei);
+	used = (uint64_t)ei.me_last_pgno + 1 + s->batch_pages;
+	margin = map_pages / 8 > 1024 ? map_pages / 8 : 1024;
+	return used + margin < map_pages;
+}
+
+void store_debug_nested_only(store *s, int on)
+{
+	s->nested_only = on;
+}
+
+/* Leave the batch after a failure that cannot be undone. */
+static void batch_fail(store *s)
+{
+	mdb_txn_abort(s->wtxn);
+	s->wtxn = NULL;
+	s->rev = atomic_load(&s->c_rev);
+	s->compact_rev = atomic_load(&s->c_compact);
+	s->applied = atomic_load(&s->c_applied);
+}
+
 int store_apply(store *s, int64_t time_ns, const ef_msg *req, ef_msg *resp, ef_arena *a,
 		store_events *ev)
 {
@@ -1556,6 +1671,28 @@ int store_apply(store *s, int64_t time_ns, const ef_msg *req, ef_msg *resp, ef_a
 	c.time_ns = time_ns;
 	c.a = a;
 	c.ev = ev;
+	c.direct = can_direct(s, req);
+	if (c.direct) {
+		c.txn = s->wtxn;
+		rc = apply_one(&c, req, resp);
+		if (rc == STORE_RETRY_NESTED) {
+			memset(&resp->u, 0, sizeof(resp->u));
+			memset(&c, 0, sizeof(c));
+			c.s = s;
+			c.rev = s->rev + 1;
+			c.time_ns = time_ns;
+			c.a = a;
+			c.ev = ev;
+		} else if (rc && (c.dirty || !request_level(rc))) {
+			/* cannot be undone: the batch is lost */
+			if (ev)
+				ev->n = ev_n0;
+			batch_fail(s);
+			return rc;
+		} else {
+			goto done;
+		}
+	}
 	rc = mdb_txn_begin(s->env, s->wtxn, 0, &c.txn);
 	if (rc)
 		return lmdb_code(rc);
@@ -1564,20 +1701,19 @@ int store_apply(store *s, int64_t time_ns, const ef_msg *req, ef_msg *resp, ef_a
 		rc = lmdb_code(mdb_txn_commit(c.txn));
 		c.txn = NULL;
 	}
+	if (rc && c.txn)
+		mdb_txn_abort(c.txn);
+	if (rc && !request_level(rc)) {
+		if (ev)
+			ev->n = ev_n0;
+		batch_fail(s);
+		return rc;
+	}
+done:
 	if (rc) {
-		if (c.txn)
-			mdb_txn_abort(c.txn);
 		s->compact_rev = compact0;
 		if (ev)
 			ev->n = ev_n0;
-		if (!request_level(rc)) {
-			mdb_txn_abort(s->wtxn);
-			s->wtxn = NULL;
-			s->rev = atomic_load(&s->c_rev);
-			s->compact_rev = atomic_load(&s->c_compact);
-			s->applied = atomic_load(&s->c_applied);
-			return rc;
-		}
 		memset(&resp->u, 0, sizeof(resp->u));
 		resp->type = EF_MSG_ERROR;
 		resp->u.error.code = (uint32_t)rc;
@@ -2035,6 +2171,12 @@ static int env_open(store *s, char *err, size_t errlen)
 	if ((rc = mdb_txn_commit(txn))) {
 		snprintf(err, errlen, "commit: %s", mdb_strerror(rc));
 		goto fail;
+	}
+	{
+		MDB_stat st;
+
+		mdb_env_stat(s->env, &st);
+		s->psize = st.ms_psize ? st.ms_psize : 4096;
 	}
 	atomic_store(&s->c_rev, s->rev);
 	atomic_store(&s->c_compact, s->compact_rev);

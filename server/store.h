@@ -100,6 +100,10 @@ int store_lease_get(store *s, int64_t id, store_lease *l, ef_buf **keys, uint32_
 int store_meta_get(store *s, const char *name, ef_buf *val, ef_arena *a); /* EF_E_NOT_FOUND */
 int store_meta_put(store *s, const char *name, const void *val, uint32_t len); /* inside a batch */
 
+/* Testing: 1 = run every request in a nested transaction (the path taken
+ * when the map is nearly full), 0 = normal choice. */
+void store_debug_nested_only(store *s, int on);
+
 /* ---- snapshots ---- */
 /* Write a compacted copy of the environment to fd (consistent, taken in a
  * read txn; may run on another thread). */

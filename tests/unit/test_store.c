@@ -20,6 +20,7 @@ static ef_arena *A;
 static uint64_t IDX;
 static int64_t NOW = 1000000;
 static char DIR_[256];
+static int NESTED; /* run requests in nested transactions only */
 
 static void rm_rf(const char *dir)
 {
@@ -50,7 +51,13 @@ static store *fresh(void)
 	IDX = 0;
 	if (!A)
 		A = ef_arena_new();
-	return open_at(DIR_, 64u << 20);
+	{
+		store *s = open_at(DIR_, 64u << 20);
+
+		if (s && NESTED)
+			store_debug_nested_only(s, 1);
+		return s;
+	}
 }
 
 static void done(store *s)
@@ -1665,6 +1672,61 @@ TEST(concurrent_readers)
 	done(s);
 }
 
+/* A range at the revision the txn itself creates works only after a write. */
+TEST(txn_future_range)
+{
+	store *s = fresh();
+	ef_op ops[2];
+	ef_msg m, r;
+
+	put(s, "a", "1"); /* 1 */
+	memset(ops, 0, sizeof(ops));
+	ops[0].type = EF_OP_PUT;
+	ops[0].u.put.key = B("b");
+	ops[0].u.put.value = B("2");
+	ops[1].type = EF_OP_RANGE;
+	ops[1].u.range.key = B("a");
+	ops[1].u.range.range_end = B("z");
+	ops[1].u.range.revision = 2;
+	memset(&m, 0, sizeof(m));
+	m.type = EF_MSG_TXN;
+	m.u.txn.success = ops;
+	m.u.txn.n_success = 2;
+	r = apply(s, &m);
+	CHECK_EQ(err_of(&r), 0);
+	CHECK_EQ(r.hdr.revision, 2);
+	if (r.type == EF_MSG_TXN_RESP && r.u.txn_resp.n_responses == 2)
+		CHECK_EQ(r.u.txn_resp.responses[1].u.range.count, 2);
+	/* range first: revision 3 does not exist yet */
+	ops[0] = ops[1];
+	ops[0].u.range.revision = 3;
+	ops[1].type = EF_OP_PUT;
+	memset(&ops[1].u, 0, sizeof(ops[1].u));
+	ops[1].u.put.key = B("c");
+	r = apply(s, &m);
+	CHECK_EQ(err_of(&r), EF_E_FUTURE_REV);
+	CHECK_EQ(store_revision(s), 2);
+	CHECK_EQ(get_at(s, "c", 0, NULL), 0);
+	done(s);
+}
+
+/* The same tests with every request in a nested transaction. */
+#define NESTED_TEST(name) \
+	TEST(nested_##name) \
+	{ \
+		NESTED = 1; \
+		name(); \
+		NESTED = 0; \
+	}
+NESTED_TEST(prev_kv_and_ignore_flags)
+NESTED_TEST(txn_compares)
+NESTED_TEST(txn_ops_one_revision)
+NESTED_TEST(limits)
+NESTED_TEST(request_error_rolls_back)
+NESTED_TEST(leases)
+NESTED_TEST(model_random)
+NESTED_TEST(txn_future_range)
+
 int main(void)
 {
 	RUN(put_get_versions);
@@ -1688,6 +1750,16 @@ int main(void)
 	RUN(no_space);
 	RUN(model_random);
 	RUN(concurrent_readers);
+	RUN(txn_future_range);
+	/* the same semantics on the nested-transaction path */
+	RUN(nested_prev_kv_and_ignore_flags);
+	RUN(nested_txn_compares);
+	RUN(nested_txn_ops_one_revision);
+	RUN(nested_limits);
+	RUN(nested_request_error_rolls_back);
+	RUN(nested_leases);
+	RUN(nested_model_random);
+	RUN(nested_txn_future_range);
 	ef_arena_free(A);
 	TEST_EXIT();
 }
