@@ -1090,7 +1090,8 @@ static void *loop_main(void *arg)
 	int64_t next_tick = mono_ms() + n->cfg.heartbeat_ms;
 	for (;;) {
 		pthread_mutex_lock(&n->mu);
-		while (!n->in_head && !n->stopping && mono_ms() < next_tick && !raft_has_ready(n->r)) {
+		while (!n->in_head && !n->stopping && mono_ms() < next_tick && !raft_has_ready(n->r) &&
+		       !(n->next.n && !n->cur.ctx)) {
 			struct timespec ts = {next_tick / 1000, (next_tick % 1000) * 1000000};
 			pthread_cond_timedwait(&n->cv, &n->mu, &ts);
 		}
@@ -1718,7 +1719,7 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 	if (!n->cfg.advertise_client_urls)
 		n->cfg.advertise_client_urls = "";
 	pthread_mutex_init(&n->mu, NULL);
-	pthread_cond_init(&n->cv, NULL);
+	cond_init_mono(&n->cv);
 	pthread_mutex_init(&n->lease_mu, NULL);
 	pthread_mutex_init(&n->fwd_mu, NULL);
 
