@@ -1551,11 +1551,19 @@ static int read_request(struct conn *c, struct http_req *r)
 			deadline = now_ms() + HEAD_TIMEOUT_MS;
 	}
 	r->head_len = (size_t)(end - c->buf) + 4;
+	if (memchr(c->buf, 0, r->head_len)) {
+		send_error(c, 3, 400, "malformed request: NUL byte in the head", 1);
+		return -1;
+	}
 	end[2] = 0; /* the head is now one string of CRLF-separated lines */
 
 	/* Request line. */
 	line = c->buf;
-	next = strstr(line, "\r\n");
+	next = strstr(line, "\r\n"); /* found: the head ends with CRLF CRLF */
+	if (!next) {
+		send_error(c, 3, 400, "malformed request line", 1);
+		return -1;
+	}
 	*next = 0;
 	next += 2;
 	r->method = 0;
