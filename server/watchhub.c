@@ -174,7 +174,7 @@ struct watchhub {
 	struct hub_stream *streams;
 	struct hub_stream *ready_head, *ready_tail;
 	uint32_t n_backoff;
-	struct hub_watch *unsynced;
+	struct hub_watch *unsynced, *unsynced_tail; /* FIFO: catch-up serves it round-robin */
 	int64_t deliv_rev; /* last revision matched (hub thread only writes) */
 	uint64_t n_watchers;
 	uint32_t progress_ms;
@@ -454,11 +454,13 @@ static struct kentry *ktable_find(watchhub *h, const uint8_t *k, uint32_t kn, ui
 static void unsynced_add(watchhub *h, struct hub_watch *w)
 {
 	w->state = W_UNSYNCED;
-	w->prev = NULL;
-	w->next = h->unsynced;
-	if (h->unsynced)
-		h->unsynced->prev = w;
-	h->unsynced = w;
+	w->next = NULL;
+	w->prev = h->unsynced_tail;
+	if (h->unsynced_tail)
+		h->unsynced_tail->next = w;
+	else
+		h->unsynced = w;
+	h->unsynced_tail = w;
 	w->s->n_unsynced++;
 }
 
@@ -470,6 +472,8 @@ static void unsynced_del(watchhub *h, struct hub_watch *w)
 		h->unsynced = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
+	else
+		h->unsynced_tail = w->prev;
 	w->prev = w->next = NULL;
 	w->s->n_unsynced--;
 }
@@ -554,6 +558,13 @@ static void group_leave(watchhub *h, struct hub_watch *w)
 		synced_del(h, w);
 	else if (w->state == W_UNSYNCED)
 		unsynced_del(h, w);
+}
+
+/* Where a synced watch resumes from the store: it has every event up to
+ * deliv_rev, and never anything before its own start. */
+static int64_t resume_rev(const watchhub *h, const struct hub_watch *w)
+{
+	return w->next_rev > h->deliv_rev + 1 ? w->next_rev : h->deliv_rev + 1;
 }
 
 /* Move a synced watch to the unsynced group, to be served from rev. */
@@ -727,7 +738,7 @@ static void match_batch(watchhub *h, const struct qitem *q)
 		/* Cannot index ranges: every range watch is caught up from the
 		 * store instead (correct, just slower). */
 		while (h->ranges)
-			make_unsynced(h, h->ranges, h->deliv_rev + 1);
+			make_unsynced(h, h->ranges, resume_rev(h, h->ranges));
 		h->ranges_dirty = 0;
 	}
 	h->gen++;
@@ -776,9 +787,7 @@ static void apply_marker(watchhub *h, const struct qitem *q)
 	for (hub_stream *s = h->streams; s; s = s->next)
 		for (struct hub_watch *w = s->watches; w; w = w->snext)
 			if (w->state == W_SYNCED)
-				make_unsynced(h, w,
-					      w->next_rev > h->deliv_rev + 1 ? w->next_rev
-									 : h->deliv_rev + 1);
+				make_unsynced(h, w, resume_rev(h, w));
 	if (q->revision > h->deliv_rev)
 		h->deliv_rev = q->revision;
 }
@@ -878,8 +887,12 @@ static int catchup_pass(watchhub *h, ef_arena *a)
 		if (se.n == 0 && c0 + 1 > next)
 			next = c0 + 1; /* nothing in (from, c0]: the read saw at least c0 */
 		w->next_rev = next;
-		if (se.n == 0 && w->next_rev > h->deliv_rev)
+		if (se.n == 0 && w->next_rev > h->deliv_rev) {
 			make_synced(h, w);
+		} else {
+			unsynced_del(h, w); /* to the tail: the others get their turn */
+			unsynced_add(h, w);
+		}
 	}
 	return progress;
 }
@@ -1195,6 +1208,10 @@ static int watch_create(watchhub *h, hub_stream *s, const ef_msg *req)
 		/* Its watches were just cancelled as too slow: refuse new ones
 		 * until the consumer takes messages again. */
 		out_push(s, omsg_ctl(NULL, req->id, c->watch_id, 1, 1, 0, REASON_TOO_SLOW, cur));
+		return 0;
+	}
+	if (c->watch_id < 0) {
+		out_push(s, omsg_ctl(NULL, req->id, c->watch_id, 1, 1, 0, "etcfs: invalid watch id", cur));
 		return 0;
 	}
 	if (c->watch_id != 0) {

@@ -63,6 +63,8 @@ static void env_close(struct env *e)
 		fprintf(stderr, "  could not remove %s\n", e->dir);
 }
 
+static int64_t worst_publish_us; /* longest watchhub_publish call */
+
 /* Apply one request as one batch and publish its events; returns the
  * store revision after it. */
 static int64_t apply1(struct env *e, const ef_msg *req)
@@ -70,12 +72,18 @@ static int64_t apply1(struct env *e, const ef_msg *req)
 	ef_arena *a = ef_arena_new();
 	store_events ev = {.a = a};
 	ef_msg resp;
+	struct timespec t0, t1;
 
 	CHECK(store_begin(e->st) == 0);
 	CHECK(store_apply(e->st, 1, req, &resp, a, &ev) == 0);
 	CHECK(store_commit(e->st, ++e->index) == 0);
 	int64_t rev = store_revision(e->st);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	watchhub_publish(e->h, &ev, rev);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	int64_t us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+	if (us > worst_publish_us)
+		worst_publish_us = us;
 	ef_arena_free(a);
 	return rev;
 }
@@ -400,12 +408,54 @@ static void *writer_main(void *arg)
 
 /* History then live with writes racing the catch-up: every revision from
  * start to the end exactly once, in order. */
+/* Check watch wid got exactly the h/ events of [from, to] the store holds. */
+static int check_h_events(struct env *e, struct rec *r, int64_t wid, int64_t from, int64_t to,
+			  ef_arena *a)
+{
+	size_t n;
+	struct rev_ev *v = rec_events(r, wid, &n);
+	int ok = 1;
+	int64_t prev = from - 1;
+	for (size_t i = 0; i < n && ok; i++) {
+		if (v[i].rev <= prev || v[i].rev > to || strncmp(v[i].key, "h/", 2) != 0) {
+			ok = 0;
+			fprintf(stderr, "  watch %lld event %zu: rev %lld after %lld key %s\n",
+				(long long)wid, i, (long long)v[i].rev, (long long)prev, v[i].key);
+		}
+		prev = v[i].rev;
+	}
+	size_t expect = 0;
+	int64_t at = from, nxt = 0;
+	for (;;) {
+		ef_arena_reset(a);
+		store_events se = {.a = a};
+		if (store_events_since(e->st, ef_str("h/"), ef_str("h0"), at, 1000, 0, &se, &nxt) != 0) {
+			ok = 0;
+			break;
+		}
+		for (uint32_t i = 0; i < se.n; i++)
+			if (se.ev[i].kv.mod_revision <= to)
+				expect++;
+		if (se.n == 0)
+			break;
+		at = nxt;
+	}
+	if (n != expect) {
+		fprintf(stderr, "  watch %lld: %zu events, the store has %zu\n", (long long)wid, n, expect);
+		ok = 0;
+	}
+	free(v);
+	return ok;
+}
+
 TEST(history_then_live)
 {
+	enum { NWATCH = 40 };
 	struct env e;
 	struct rec r;
 	hub_stream *s;
 	char k[32];
+	int64_t past[NWATCH], now[NWATCH];
 
 	CHECK(env_open(&e) == 0);
 	rec_init(&r);
@@ -419,52 +469,45 @@ TEST(history_then_live)
 		if (i % 10 == 0)
 			put(&e, "other", "noise");
 	}
-	struct writer w = {&e, 3000, 0};
+	/* While a writer keeps going: watches from past revisions (their switch
+	 * from the store to live events races the publishes) and watches from
+	 * "now" (created while batches wait in the hub queue). */
+	struct writer w = {&e, 6000, 0};
 	pthread_t t;
 	pthread_create(&t, NULL, writer_main, &w);
-	usleep(2000);
-	int64_t start = first + 5;
-	CHECK(wcreate(s, 7, "h/", "h0", start, 0) == 0);
+	for (int i = 0; i < NWATCH; i++) {
+		past[i] = first + 5 + i * 77;
+		CHECK(wcreate(s, (uint64_t)(100 + i), "h/", "h0", past[i], 0) == 0);
+		usleep(1500);
+		CHECK(wcreate(s, (uint64_t)(200 + i), "h/", "h0", 0, 0) == 0);
+		usleep(1500);
+	}
 	pthread_join(t, NULL);
-	CHECK(rec_wait_rev(&r, 0, w.last));
+	CHECK(rec_wait_msgs(&r, 2 * NWATCH));
+	for (int i = 0; i < NWATCH; i++)
+		now[i] = -1;
+	pthread_mutex_lock(&r.mu);
+	for (size_t i = 0; i < r.n; i++)
+		if (r.m[i].created && r.m[i].id >= 200 && r.m[i].id < 200 + NWATCH)
+			now[r.m[i].id - 200] = r.m[i].hdr_rev + 1;
+	pthread_mutex_unlock(&r.mu);
+	ef_arena *a = ef_arena_new();
+	for (int i = 0; i < NWATCH; i++) {
+		CHECK_EQ(created_id(&r, (uint64_t)(100 + i)), 2 * i);
+		CHECK_EQ(created_id(&r, (uint64_t)(200 + i)), 2 * i + 1);
+		CHECK(rec_wait_rev(&r, 2 * i, w.last));
+		CHECK(now[i] > 0);
+		if (now[i] <= w.last)
+			CHECK(rec_wait_rev(&r, 2 * i + 1, w.last));
+	}
 	usleep(50000);
-	size_t n;
-	struct rev_ev *v = rec_events(&r, 0, &n);
-	/* every h/ revision from start..last: count = last - start + 1 - noise */
-	int ok = 1;
-	int64_t prev = start - 1;
-	for (size_t i = 0; i < n; i++) {
-		if (v[i].rev <= prev || strncmp(v[i].key, "h/", 2) != 0) {
-			ok = 0;
-			fprintf(stderr, "  event %zu: rev %lld after %lld key %s\n", i, (long long)v[i].rev,
-				(long long)prev, v[i].key);
-			break;
-		}
-		prev = v[i].rev;
+	for (int i = 0; i < NWATCH; i++) {
+		CHECK(check_h_events(&e, &r, 2 * i, past[i], w.last, a));
+		CHECK(check_h_events(&e, &r, 2 * i + 1, now[i], w.last, a));
 	}
-	CHECK(ok);
-	/* no gap: the revisions that are not noise puts are all present */
-	size_t expect = 0;
-	{
-		/* count h/ revisions in [start, last] from the store itself */
-		ef_arena *a = ef_arena_new();
-		int64_t from = start, nxt = 0;
-		for (;;) {
-			ef_arena_reset(a);
-			store_events se = {.a = a};
-			CHECK(store_events_since(e.st, ef_str("h/"), ef_str("h0"), from, 1000, 0, &se, &nxt) == 0);
-			if (se.n == 0)
-				break;
-			expect += se.n;
-			from = nxt;
-		}
-		ef_arena_free(a);
-	}
-	CHECK_EQ(n, expect);
-	CHECK(n > 3000);
-	printf("  history_then_live: %zu events from revision %lld to %lld\n", n, (long long)start,
-	       (long long)w.last);
-	free(v);
+	ef_arena_free(a);
+	printf("  history_then_live: %d + %d watches, revisions %lld..%lld\n", NWATCH, NWATCH,
+	       (long long)first, (long long)w.last);
 	watchhub_stream_close(s);
 	rec_free(&r);
 	env_close(&e);
@@ -664,16 +707,13 @@ TEST(slow_consumer)
 	pthread_mutex_unlock(&blocking.mu);
 
 	char k[32];
-	int64_t last = 0, worst_us = 0;
+	int64_t last = 0;
+	worst_publish_us = 0;
+	/* one consumer refuses, one is blocked inside its callback: publish
+	 * must neither wait for them (this loop would hang) nor slow down */
 	for (int i = 0; i < 600; i++) {
 		snprintf(k, sizeof k, "s/%d", i % 20);
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
 		last = put(&e, k, "v");
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		int64_t us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
-		if (us > worst_us)
-			worst_us = us;
 	}
 	/* the fast stream is served while the others refuse / block */
 	CHECK(rec_wait_rev(&fast, 0, last));
@@ -684,7 +724,7 @@ TEST(slow_consumer)
 	pthread_mutex_lock(&refusing.mu);
 	CHECK(refusing.refused > 0 && refusing.n == 1);
 	pthread_mutex_unlock(&refusing.mu);
-	printf("  slow_consumer: worst put+publish %lld us\n", (long long)worst_us);
+	printf("  slow_consumer: worst publish %lld us\n", (long long)worst_publish_us);
 
 	/* both recover and catch up without loss */
 	pthread_mutex_lock(&refusing.mu);
@@ -869,6 +909,98 @@ TEST(many_watchers)
 	env_close(&e);
 }
 
+/* The interval index against brute force: random ranges, prefixes and
+ * from-key watches over a small alphabet. */
+TEST(random_ranges)
+{
+	struct env e;
+	struct rec r;
+	hub_stream *s;
+	enum { NW = 300, NK = 400 };
+	static char wk[NW][8], we[NW][8], keys[NK][8];
+	unsigned seed = 12345;
+
+	CHECK(env_open(&e) == 0);
+	rec_init(&r);
+	CHECK(watchhub_stream_open(e.h, rec_cb, &r, &s) == 0);
+	for (int i = 0; i < NW; i++) {
+		int kl = 1 + (int)(rand_r(&seed) % 3), el = 1 + (int)(rand_r(&seed) % 3);
+		for (int j = 0; j < kl; j++)
+			wk[i][j] = (char)('a' + rand_r(&seed) % 4);
+		for (int j = 0; j < el; j++)
+			we[i][j] = (char)('a' + rand_r(&seed) % 4);
+		int kind = (int)(rand_r(&seed) % 10);
+		if (kind == 0) {
+			CHECK(wcreate(s, (uint64_t)i + 1, wk[i], "", 0, 0) == 0); /* from-key */
+			we[i][0] = 0;
+		} else if (kind < 4) { /* prefix */
+			strcpy(we[i], wk[i]);
+			we[i][strlen(we[i]) - 1]++;
+			CHECK(wcreate(s, (uint64_t)i + 1, wk[i], we[i], 0, 0) == 0);
+		} else if (strcmp(wk[i], we[i]) < 0) {
+			CHECK(wcreate(s, (uint64_t)i + 1, wk[i], we[i], 0, 0) == 0);
+		} else { /* empty range: refused */
+			CHECK(wcreate(s, (uint64_t)i + 1, wk[i], we[i], 0, 0) == 0);
+			we[i][0] = '!';
+		}
+	}
+	CHECK(rec_wait_msgs(&r, NW));
+	for (int i = 0; i < NK; i++) {
+		int kl = 1 + (int)(rand_r(&seed) % 4);
+		for (int j = 0; j < kl; j++)
+			keys[i][j] = (char)('a' + rand_r(&seed) % 5);
+	}
+	int64_t last = 0;
+	for (int i = 0; i < NK; i++)
+		last = put(&e, keys[i], "v");
+	/* expected number of events over all watches */
+	uint64_t expect = 0;
+	int64_t *want = calloc(NW, sizeof(*want));
+	for (int i = 0; i < NW; i++) {
+		if (we[i][0] == '!')
+			continue;
+		for (int k = 0; k < NK; k++)
+			if (strcmp(keys[k], wk[i]) >= 0 && (!we[i][0] || strcmp(keys[k], we[i]) < 0))
+				want[i]++;
+		expect += (uint64_t)want[i];
+	}
+	int64_t end = ms_now() + 10000;
+	for (;;) {
+		pthread_mutex_lock(&r.mu);
+		uint64_t got = r.events;
+		pthread_mutex_unlock(&r.mu);
+		if (got >= expect || ms_now() > end)
+			break;
+		usleep(2000);
+	}
+	usleep(50000);
+	int bad = 0;
+	for (int i = 0; i < NW; i++) {
+		int64_t wid = created_id(&r, (uint64_t)i + 1);
+		if (we[i][0] == '!') {
+			CHECK(wid >= 0); /* created, then canceled in the same message */
+			continue;
+		}
+		size_t n;
+		struct rev_ev *v = rec_events(&r, wid, &n);
+		if ((int64_t)n != want[i])
+			bad++;
+		for (size_t j = 0; j < n; j++)
+			if (strcmp(v[j].key, wk[i]) < 0 || (we[i][0] && strcmp(v[j].key, we[i]) >= 0))
+				bad++;
+		free(v);
+	}
+	CHECK_EQ(bad, 0);
+	pthread_mutex_lock(&r.mu);
+	CHECK_EQ(r.events, expect);
+	pthread_mutex_unlock(&r.mu);
+	(void)last;
+	free(want);
+	watchhub_stream_close(s);
+	rec_free(&r);
+	env_close(&e);
+}
+
 TEST(progress)
 {
 	struct env e;
@@ -963,6 +1095,7 @@ int main(int argc, char **argv)
 	RUN_IF(slow_consumer);
 	RUN_IF(close_waits_for_callback);
 	RUN_IF(many_watchers);
+	RUN_IF(random_ranges);
 	RUN_IF(progress);
 	RUN_IF(resync);
 	TEST_EXIT();
