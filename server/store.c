@@ -31,8 +31,13 @@
  * compaction only needs to look at the entries in (old C, new C].
  *
  * Transactions: the apply thread owns one batch write transaction
- * (store_begin .. store_commit) and runs every request in a nested child
- * transaction, aborted on a request-level error so the store is unchanged.
+ * (store_begin .. store_commit) and runs every request directly in it.  The
+ * environment uses MDB_WRITEMAP (a commit then costs no write syscalls),
+ * which forbids nested transactions, so a request-level error must leave
+ * nothing to undo: every request checks all it can fail on (keys, leases,
+ * ignore_* flags, txn ops, revisions, the quota) before its first write.
+ * The map is the quota plus a headroom, so the quota check makes
+ * MDB_MAP_FULL (which would lose the batch) practically unreachable.
  * Readers open their own short read-only transactions (MDB_NOTLS) and copy
  * everything they return into the caller's arena before ending them.
  * env_lock (a rwlock) is held shared by every user of the environment and
@@ -60,8 +65,7 @@
 #define HIST_HDR 36
 #define REVKEY_LEN 12
 #define LMDB_KEY_MAX 511
-/* internal: "run this request again in a nested transaction" */
-#define STORE_RETRY_NESTED (EF_E__COUNT + 100)
+#define STORE_MIN_HEADROOM (64ull << 20)
 
 enum { HIST_PUT = 0, HIST_DEL = 1 };
 
@@ -69,7 +73,8 @@ struct store {
 	MDB_env *env; /* NULL only transiently inside store_snapshot_install */
 	MDB_dbi live, hist, keyrev, lease, leasekeys, meta;
 	char *dir;
-	uint64_t map_size;
+	uint64_t map_size;   /* quota_bytes + headroom for deletes and compaction */
+	uint64_t quota_bytes;
 	uint32_t max_txn_ops;
 	pthread_rwlock_t env_lock; /* shared: any env user; exclusive: install */
 
@@ -80,7 +85,8 @@ struct store {
 	uint64_t applied;
 	uint64_t batch_pages; /* estimate of pages the open batch may have allocated */
 	uint64_t psize;       /* LMDB page size */
-	int nested_only;      /* store_debug_nested_only */
+	uint64_t quota_pages; /* --quota-backend-bytes in pages; map is larger */
+	int64_t free_pages;   /* pages on the committed freelist; -1 = not counted this batch */
 	uint8_t *scratch; /* writer scratch buffer (values being rewritten) */
 	size_t scratch_cap;
 	uint8_t *zbuf; /* writer compression buffer */
@@ -109,8 +115,7 @@ struct wctx {
 	MDB_txn *txn;
 	int64_t rev;   /* revision this request writes at (s->rev + 1) */
 	uint32_t sub;  /* events written so far; > 0 means the request changed something */
-	int dirty;     /* something was written (a lease, an index entry, ...) */
-	int direct;    /* running in the batch txn itself: see store_apply */
+	int dirty;     /* something was written: an error now cannot be undone */
 	int64_t time_ns;
 	ef_arena *a;   /* response arena */
 	store_events *ev;
@@ -1210,17 +1215,18 @@ static int eval_compare(struct wctx *c, const ef_compare *q, int *ok)
 	return 0;
 }
 
-/* In direct mode a request must fail before its first write.  A txn's ops
- * can only fail on what this checks (the duplicate-key rule means no op of
- * the branch changes what another op's check looks at), so checking them
- * all up front gives the same first error as running them in order.  A
- * range at a revision past the current one depends on what earlier ops
- * change: that case goes back to a nested transaction. */
+/* Every request must fail before its first write (there is no nested
+ * transaction to undo it, see store_apply).  A txn's ops can only fail on
+ * what this checks, and the duplicate-key rule means no op of the branch
+ * changes what another op's check looks at, so checking them all up front
+ * gives exactly the first error running them in order would give.  A range
+ * may read the revision the txn itself creates once an earlier op changed
+ * something: a put always does, a delete when its range holds a key. */
 static int txn_precheck(struct wctx *c, const ef_op *ops, uint32_t n)
 {
 	struct rec r;
 	uint32_t i;
-	int rc;
+	int rc, changed = 0;
 
 	for (i = 0; i < n; i++) {
 		const ef_range_req *rq = &ops[i].u.range;
@@ -1230,8 +1236,8 @@ static int txn_precheck(struct wctx *c, const ef_op *ops, uint32_t n)
 		case EF_OP_RANGE:
 			if (rq->revision > 0 && rq->revision < c->s->compact_rev)
 				return EF_E_COMPACTED;
-			if (rq->revision > c->s->rev)
-				return STORE_RETRY_NESTED;
+			if (rq->revision > c->s->rev + changed)
+				return EF_E_FUTURE_REV;
 			break;
 		case EF_OP_PUT:
 			if (pq->ignore_value || pq->ignore_lease) {
@@ -1247,6 +1253,23 @@ static int txn_precheck(struct wctx *c, const ef_op *ops, uint32_t n)
 					return -rc;
 				if (!rc)
 					return EF_E_LEASE_NOT_FOUND;
+			}
+			changed = 1;
+			break;
+		case EF_OP_DELETE:
+			if (!changed) {
+				struct rit it;
+
+				rc = rit_open(&it, c->s, c->txn, 0, 0, ops[i].u.del.key,
+					      ops[i].u.del.range_end);
+				if (rc)
+					return rc;
+				rc = rit_next(&it);
+				rit_close(&it);
+				if (rc == 0)
+					changed = 1;
+				else if (rc != MDB_NOTFOUND)
+					return rc;
 			}
 			break;
 		default:
@@ -1288,7 +1311,7 @@ static int do_txn(struct wctx *c, const ef_txn_req *t, ef_txn_resp *out)
 	n = ok ? t->n_success : t->n_failure;
 	if (n == 0)
 		return 0;
-	if (c->direct && (rc = txn_precheck(c, ops, n)))
+	if ((rc = txn_precheck(c, ops, n)))
 		return rc;
 	out->responses = ef_arena_alloc(c->a, n * sizeof(ef_op_resp));
 	if (!out->responses)
@@ -1566,6 +1589,7 @@ int store_begin(store *s)
 		return lmdb_code(rc);
 	}
 	s->batch_pages = 0;
+	s->free_pages = -1;
 	return 0;
 }
 
@@ -1605,42 +1629,63 @@ static int apply_one(struct wctx *c, const ef_msg *req, ef_msg *resp)
 	}
 }
 
-/* Can req run directly in the batch transaction (no nested txn)?  Only
- * requests that fail before their first write qualify, and only while the
- * map has room to spare: past the headroom an MDB_MAP_FULL could hit after
- * a write, when only a nested transaction can undo the request. */
-static int can_direct(store *s, const ef_msg *req)
+/* Pages the committed freelist holds (reusable unless old readers pin
+ * them).  Counted at most once per batch, only when the quota is near. */
+static int64_t free_page_count(store *s)
 {
-	MDB_envinfo ei;
-	uint64_t map_pages = s->map_size / s->psize, est, used, margin;
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int64_t n = 0;
 
-	if (s->nested_only)
+	if (s->free_pages >= 0)
+		return s->free_pages;
+	if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))
 		return 0;
-	switch (req->type) {
-	case EF_MSG_PUT:
-	case EF_MSG_DELETE:
-	case EF_MSG_TXN:
-	case EF_MSG_LEASE_GRANT:
-	case EF_MSG_LEASE_KEEPALIVE:
-	case EF_MSG_RANGE:
-		break;
-	default:
-		return 0; /* compaction and revoke touch unbounded data */
+	if (mdb_cursor_open(txn, 0, &c) == 0) {
+		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+			if (v.mv_size >= sizeof(size_t))
+				n += (int64_t)*(size_t *)v.mv_data;
+		mdb_cursor_close(c);
 	}
-	/* every key write may split a path of each tree it touches */
-	est = 2 * ef_request_size(req) / s->psize + 64;
-	if (req->type == EF_MSG_TXN)
-		est += 64 * ((uint64_t)req->u.txn.n_success + req->u.txn.n_failure);
-	s->batch_pages += est;
-	mdb_env_info(s->env, &ei);
-	used = (uint64_t)ei.me_last_pgno + 1 + s->batch_pages;
-	margin = map_pages / 8 > 1024 ? map_pages / 8 : 1024;
-	return used + margin < map_pages;
+	mdb_txn_abort(txn);
+	s->free_pages = n;
+	return n;
 }
 
-void store_debug_nested_only(store *s, int on)
+/* etcd's quota: a request that adds data (put, txn, lease grant) fails with
+ * EF_E_NO_SPACE, before writing anything, when the pages in use plus what
+ * the batch and this request may allocate would pass the quota.  Deletes,
+ * compaction and revokes always run: the map is larger than the quota by a
+ * headroom they can use. */
+static int quota_check(store *s, const ef_msg *req)
 {
-	s->nested_only = on;
+	MDB_envinfo ei;
+	uint64_t est, used;
+
+	switch (req->type) {
+	case EF_MSG_PUT:
+	case EF_MSG_TXN:
+	case EF_MSG_LEASE_GRANT:
+		break;
+	default:
+		return 0;
+	}
+	/* each key written may split a path of every tree it touches, and its
+	 * value lands in live and hist */
+	est = 2 * ef_request_size(req) / s->psize + 16;
+	if (req->type == EF_MSG_TXN)
+		est += 16 * ((uint64_t)req->u.txn.n_success + req->u.txn.n_failure);
+	mdb_env_info(s->env, &ei);
+	used = (uint64_t)ei.me_last_pgno + 1 + s->batch_pages + est;
+	if (used > s->quota_pages) {
+		int64_t fr = free_page_count(s);
+
+		if (used - (uint64_t)fr > s->quota_pages)
+			return EF_E_NO_SPACE;
+	}
+	s->batch_pages += est;
+	return 0;
 }
 
 /* Leave the batch after a failure that cannot be undone. */
@@ -1653,6 +1698,13 @@ static void batch_fail(store *s)
 	s->applied = atomic_load(&s->c_applied);
 }
 
+/* Requests run in the batch transaction itself: the environment uses
+ * MDB_WRITEMAP (commits write no pages through syscalls: 4-9x the put rate
+ * of the default mode), which rules out nested transactions.  Instead every
+ * request checks everything that can make it fail before its first write
+ * (c.dirty); an error after that (an MDB_MAP_FULL the quota estimate did
+ * not foresee, I/O, out of memory) loses the batch and is returned to the
+ * host. */
 int store_apply(store *s, int64_t time_ns, const ef_msg *req, ef_msg *resp, ef_arena *a,
 		store_events *ev)
 {
@@ -1667,49 +1719,20 @@ int store_apply(store *s, int64_t time_ns, const ef_msg *req, ef_msg *resp, ef_a
 		return EF_E_INVALID;
 	memset(&c, 0, sizeof(c));
 	c.s = s;
+	c.txn = s->wtxn;
 	c.rev = s->rev + 1;
 	c.time_ns = time_ns;
 	c.a = a;
 	c.ev = ev;
-	c.direct = can_direct(s, req);
-	if (c.direct) {
-		c.txn = s->wtxn;
+	rc = quota_check(s, req);
+	if (!rc)
 		rc = apply_one(&c, req, resp);
-		if (rc == STORE_RETRY_NESTED) {
-			memset(&resp->u, 0, sizeof(resp->u));
-			memset(&c, 0, sizeof(c));
-			c.s = s;
-			c.rev = s->rev + 1;
-			c.time_ns = time_ns;
-			c.a = a;
-			c.ev = ev;
-		} else if (rc && (c.dirty || !request_level(rc))) {
-			/* cannot be undone: the batch is lost */
-			if (ev)
-				ev->n = ev_n0;
-			batch_fail(s);
-			return rc;
-		} else {
-			goto done;
-		}
-	}
-	rc = mdb_txn_begin(s->env, s->wtxn, 0, &c.txn);
-	if (rc)
-		return lmdb_code(rc);
-	rc = apply_one(&c, req, resp);
-	if (!rc) {
-		rc = lmdb_code(mdb_txn_commit(c.txn));
-		c.txn = NULL;
-	}
-	if (rc && c.txn)
-		mdb_txn_abort(c.txn);
-	if (rc && !request_level(rc)) {
+	if (rc && (c.dirty || !request_level(rc))) {
 		if (ev)
 			ev->n = ev_n0;
 		batch_fail(s);
 		return rc;
 	}
-done:
 	if (rc) {
 		s->compact_rev = compact0;
 		if (ev)
@@ -2140,7 +2163,7 @@ static int env_open(store *s, char *err, size_t errlen)
 	mdb_env_set_maxdbs(s->env, 8);
 	mdb_env_set_maxreaders(s->env, 1024);
 	mdb_env_set_mapsize(s->env, (size_t)s->map_size);
-	rc = mdb_env_open(s->env, s->dir, MDB_NOSYNC | MDB_NOTLS, 0600);
+	rc = mdb_env_open(s->env, s->dir, MDB_NOSYNC | MDB_NOTLS | MDB_WRITEMAP, 0600);
 	if (rc) {
 		snprintf(err, errlen, "open %s: %s", s->dir, mdb_strerror(rc));
 		goto fail;
@@ -2177,6 +2200,7 @@ static int env_open(store *s, char *err, size_t errlen)
 
 		mdb_env_stat(s->env, &st);
 		s->psize = st.ms_psize ? st.ms_psize : 4096;
+		s->quota_pages = s->quota_bytes / s->psize;
 	}
 	atomic_store(&s->c_rev, s->rev);
 	atomic_store(&s->c_compact, s->compact_rev);
@@ -2208,7 +2232,13 @@ int store_open(const store_opts *o, store **out, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return EF_E_NOMEM;
 	}
-	s->map_size = o->quota_bytes ? o->quota_bytes : 2ull << 30;
+	{
+		uint64_t q = o->quota_bytes ? o->quota_bytes : 2ull << 30;
+		uint64_t head = q / 8 > STORE_MIN_HEADROOM ? q / 8 : STORE_MIN_HEADROOM;
+
+		s->quota_bytes = q;
+		s->map_size = q + head;
+	}
 	s->max_txn_ops = o->max_txn_ops ? o->max_txn_ops : EF_DEFAULT_MAX_TXN_OPS;
 	s->cctx = ZSTD_createCCtx();
 	pthread_rwlock_init(&s->env_lock, NULL);

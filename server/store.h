@@ -52,8 +52,8 @@ int store_begin(store *s);
  * host keeps TTLs in memory).  time_ns is the proposal time carried in the
  * entry.  Fills resp (type = req->type|0x80, or EF_MSG_ERROR with the code
  * for a request-level error such as EF_E_LEASE_NOT_FOUND, EF_E_COMPACTED,
- * EF_E_NO_SPACE: those do not abort the batch; each request runs in a nested
- * transaction).  resp->hdr.revision is set.  Events are appended to ev
+ * EF_E_NO_SPACE: those do not abort the batch and leave the store unchanged:
+ * each request checks everything before its first write).  resp->hdr.revision is set.  Events are appended to ev
  * (may be NULL).  Returns 0, or an EF_E_* code for a storage failure that
  * aborted the batch (the host must stop). */
 int store_apply(store *s, int64_t time_ns, const ef_msg *req, ef_msg *resp, ef_arena *a,
@@ -99,10 +99,6 @@ int store_lease_get(store *s, int64_t id, store_lease *l, ef_buf **keys, uint32_
 /* Cluster metadata kept in the store so that it travels in snapshots. */
 int store_meta_get(store *s, const char *name, ef_buf *val, ef_arena *a); /* EF_E_NOT_FOUND */
 int store_meta_put(store *s, const char *name, const void *val, uint32_t len); /* inside a batch */
-
-/* Testing: 1 = run every request in a nested transaction (the path taken
- * when the map is nearly full), 0 = normal choice. */
-void store_debug_nested_only(store *s, int on);
 
 /* ---- snapshots ---- */
 /* Write a compacted copy of the environment to fd (consistent, taken in a

@@ -20,7 +20,6 @@ static ef_arena *A;
 static uint64_t IDX;
 static int64_t NOW = 1000000;
 static char DIR_[256];
-static int NESTED; /* run requests in nested transactions only */
 
 static void rm_rf(const char *dir)
 {
@@ -51,13 +50,7 @@ static store *fresh(void)
 	IDX = 0;
 	if (!A)
 		A = ef_arena_new();
-	{
-		store *s = open_at(DIR_, 64u << 20);
-
-		if (s && NESTED)
-			store_debug_nested_only(s, 1);
-		return s;
-	}
+	return open_at(DIR_, 64u << 20);
 }
 
 static void done(store *s)
@@ -1408,7 +1401,13 @@ TEST(no_space)
 	/* the store stays usable and unchanged by the failed request */
 	CHECK_EQ(get_at(s, "first", 0, &kv), 1);
 	CHECK_EQ(store_revision(s), i); /* 1 + (i - 1) successful puts */
-	r = del(s, "k0", B(""), 0);
+	r = del(s, "k", (ef_buf){(const uint8_t *)"", 1}, 0);
+	CHECK_EQ(err_of(&r), 0);
+	CHECK(r.u.del_resp.deleted >= 1);
+	/* once the history is compacted the freed pages count again */
+	CHECK_EQ(compact(s, store_revision(s)), 0);
+	put(s, "again", "1"); /* a commit in between lets the freelist be reused */
+	r = put(s, "k0", val);
 	CHECK_EQ(err_of(&r), 0);
 	free(val);
 	done(s);
@@ -1707,25 +1706,36 @@ TEST(txn_future_range)
 	CHECK_EQ(err_of(&r), EF_E_FUTURE_REV);
 	CHECK_EQ(store_revision(s), 2);
 	CHECK_EQ(get_at(s, "c", 0, NULL), 0);
+	/* a delete that deletes nothing creates no revision to read ... */
+	ops[0].type = EF_OP_DELETE;
+	memset(&ops[0].u, 0, sizeof(ops[0].u));
+	ops[0].u.del.key = B("nothing");
+	ops[1].type = EF_OP_RANGE;
+	memset(&ops[1].u, 0, sizeof(ops[1].u));
+	ops[1].u.range.key = B("a");
+	ops[1].u.range.revision = 3;
+	r = apply(s, &m);
+	CHECK_EQ(err_of(&r), EF_E_FUTURE_REV);
+	/* ... one that deletes does */
+	ops[0].u.del.key = B("b");
+	r = apply(s, &m);
+	CHECK_EQ(err_of(&r), 0);
+	CHECK_EQ(r.hdr.revision, 3);
+	/* ignore_value on a missing key after a put: nothing of the txn stays */
+	ops[0].type = EF_OP_PUT;
+	memset(&ops[0].u, 0, sizeof(ops[0].u));
+	ops[0].u.put.key = B("x");
+	ops[0].u.put.value = B("x");
+	ops[1].type = EF_OP_PUT;
+	memset(&ops[1].u, 0, sizeof(ops[1].u));
+	ops[1].u.put.key = B("y");
+	ops[1].u.put.ignore_value = 1;
+	r = apply(s, &m);
+	CHECK_EQ(err_of(&r), EF_E_NOT_FOUND);
+	CHECK_EQ(store_revision(s), 3);
+	CHECK_EQ(get_at(s, "x", 0, NULL), 0);
 	done(s);
 }
-
-/* The same tests with every request in a nested transaction. */
-#define NESTED_TEST(name) \
-	TEST(nested_##name) \
-	{ \
-		NESTED = 1; \
-		name(); \
-		NESTED = 0; \
-	}
-NESTED_TEST(prev_kv_and_ignore_flags)
-NESTED_TEST(txn_compares)
-NESTED_TEST(txn_ops_one_revision)
-NESTED_TEST(limits)
-NESTED_TEST(request_error_rolls_back)
-NESTED_TEST(leases)
-NESTED_TEST(model_random)
-NESTED_TEST(txn_future_range)
 
 int main(void)
 {
@@ -1751,15 +1761,6 @@ int main(void)
 	RUN(model_random);
 	RUN(concurrent_readers);
 	RUN(txn_future_range);
-	/* the same semantics on the nested-transaction path */
-	RUN(nested_prev_kv_and_ignore_flags);
-	RUN(nested_txn_compares);
-	RUN(nested_txn_ops_one_revision);
-	RUN(nested_limits);
-	RUN(nested_request_error_rolls_back);
-	RUN(nested_leases);
-	RUN(nested_model_random);
-	RUN(nested_txn_future_range);
 	ef_arena_free(A);
 	TEST_EXIT();
 }
