@@ -84,6 +84,7 @@ struct fs_handle {
 	int64_t lease;
 	uint64_t gen;            /* in->gen at open */
 	int writable, dirty, append, reflect;
+	int written;             /* write(2) or ftruncate since open: flush commits only then */
 };
 
 struct fs_counters {

@@ -733,6 +733,7 @@ static int do_write(struct fs_mount *m, struct fs_handle *h, const char *buf, si
 	if (!err) {
 		memcpy(h->data + off, buf, size);
 		mark_dirty(m, h);
+		h->written = 1;
 	}
 	pthread_mutex_unlock(&h->mu);
 	return err;
@@ -756,7 +757,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	CTR_INC(m, ops[OP_FLUSH]);
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
 	pthread_mutex_lock(&h->mu);
-	int err = commit(m, h);
+	/* A shell's `> file` closes a dup of the descriptor before writing: an
+	 * O_TRUNC with nothing written yet is stored at release (or fsync), so a
+	 * reader never sees the empty value between the old and the new one. */
+	int err = h->written ? commit(m, h) : 0;
 	pthread_mutex_unlock(&h->mu);
 	fuse_reply_err(req, err);
 }
@@ -876,8 +880,10 @@ static int do_setattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct
 				return EFBIG;
 			pthread_mutex_lock(&h->mu);
 			int err = buf_resize(h, (size_t)attr->st_size);
-			if (!err)
+			if (!err) {
 				mark_dirty(m, h);
+				h->written = 1;
+			}
 			pthread_mutex_unlock(&h->mu);
 			if (err)
 				return err;

@@ -299,9 +299,11 @@ static void replay_put(struct fs_mount *m, struct reflect_ev *e)
 		return;
 	if (is_marker(e, m)) {
 		if (!e->prev_exists) {
+			view_set(m, 0, FS_DIR, e->key, e->klen, 0, NULL, 0);
 			make_ancestors(m, p);
 			if (mkdir(p, 0755) == 0)
 				CTR_INC(m, reflected);
+			view_clear(m);
 		}
 		free(p);
 		return;
