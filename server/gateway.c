@@ -1232,7 +1232,7 @@ int gw_route(const char *path)
 #define WATCH_MAX_QUEUED (32u << 20)
 #define WATCH_MAX_REQUESTS 64
 #define CONN_BUF_INIT (16u * 1024u)
-#define CONN_STACK_BYTES (512u * 1024u)
+#define CONN_STACK_BYTES (1024u * 1024u) /* virtual; touched pages only */
 
 /* One client connection, owned by its thread. */
 struct conn {
@@ -1923,6 +1923,16 @@ static int handle_watch(struct conn *c, const char *body, size_t len)
 		return send_error(c, ef_grpc_code(rc), 0, ef_strerror(rc), 1);
 	}
 
+	{
+		/* An idle stream would never notice a peer that vanished without
+		 * a FIN: let TCP keepalive find it (about 2 minutes). */
+		int one = 1, idle = 60, intvl = 10, cnt = 6;
+
+		setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+		setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+		setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	}
 	iov.iov_base = (void *)head;
 	iov.iov_len = sizeof(head) - 1;
 	if (send_all(c->fd, &iov, 1))
@@ -2076,12 +2086,16 @@ static void *conn_main(void *arg)
 
 static void reject(int fd)
 {
-	static const char msg[] =
-		"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-		"Content-Length: 109\r\nConnection: close\r\n\r\n"
-		"{\"error\":\"too many connections to this member\",\"message\":\"too many connections to this member\",\"code\":14}";
+	static const char body[] = "{\"error\":\"too many connections to this member\","
+				   "\"message\":\"too many connections to this member\",\"code\":14}";
+	char msg[512];
+	int n;
 
-	(void)!send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	n = snprintf(msg, sizeof(msg),
+		     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+		     sizeof(body) - 1, body);
+	(void)!send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 }
 

@@ -645,6 +645,12 @@ TEST(http_connection_cap)
 		read_some(extra, out, sizeof(out), NULL);
 		CHECK(strncmp(out, "HTTP/1.1 503 ", 13) == 0);
 		CHECK(strstr(out, "too many connections") != NULL);
+		{
+			/* Content-Length matches the body. */
+			char *cl = strstr(out, "Content-Length: "), *bd = strstr(out, "\r\n\r\n");
+
+			CHECK(cl && bd && strtoul(cl + 16, NULL, 10) == strlen(bd + 4));
+		}
 		close(extra);
 	}
 	for (int i = 0; i < 3; i++)
