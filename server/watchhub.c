@@ -197,7 +197,9 @@ struct watchhub {
 	pthread_mutex_t qmu;
 	pthread_cond_t qcv; /* CLOCK_MONOTONIC */
 	struct qitem *qhead, *qtail;
-	size_t qbytes;
+	size_t qbytes, qmax; /* bytes queued; past qmax publish drops the queue */
+	uint64_t overflows;  /* since the last log line about them */
+	int64_t overflow_log_ms;
 	int kick, qstop;
 
 	pthread_t hub_thread;
@@ -818,6 +820,10 @@ static int catchup_pass(watchhub *h, ef_arena *a)
 		}
 	for (int i = 0; i < n; i++) {
 		struct hub_watch *w = pin[i];
+		if (w->state == W_GONE) { /* cancelled while an earlier one was read */
+			watch_free(w);
+			continue;
+		}
 		int64_t from = w->next_rev;
 		ef_buf key = {w->key, w->klen}, end = {w->end, w->elen};
 		uint32_t max = h->outbox_max < HUB_CATCHUP_CHUNK ? h->outbox_max : HUB_CATCHUP_CHUNK;
@@ -1107,6 +1113,8 @@ watchhub *watchhub_new(store *st, watchhub_hdr_fn fill_hdr, void *ud)
 	h->next_tick_ms = now_ms() + h->progress_ms;
 	h->outbox_max = HUB_DEFAULT_OUTBOX;
 	h->max_failures = HUB_DEFAULT_MAX_FAILURES;
+	h->qmax = HUB_QUEUE_MAX_BYTES;
+	h->overflow_log_ms = -100000;
 	h->deliv_rev = st ? store_revision(st) : 0;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->send_cv, NULL);
@@ -1398,7 +1406,7 @@ void watchhub_publish(watchhub *h, const store_events *ev, int64_t revision)
 		}
 	}
 	pthread_mutex_lock(&h->qmu);
-	if (!q || h->qbytes + total > HUB_QUEUE_MAX_BYTES) {
+	if (!q || h->qbytes + total > h->qmax) {
 		/* The hub thread is far behind (or no memory): drop the queue
 		 * and let every watch catch up from the store. */
 		struct qitem *d = h->qhead, *next;
@@ -1418,8 +1426,15 @@ void watchhub_publish(watchhub *h, const store_events *ev, int64_t revision)
 		}
 		q->kind = Q_MARKER;
 		q->revision = revision;
-		log_warn("watch hub: event queue overflow at revision %lld: watches resync from the store",
-			 (long long)revision);
+		h->overflows++;
+		int64_t now = now_ms();
+		if (now - h->overflow_log_ms >= 10000) { /* at most one line per 10 s */
+			log_warn("watch hub: event queue overflow (%llu times) up to revision %lld: "
+				 "watches catch up from the store",
+				 (unsigned long long)h->overflows, (long long)revision);
+			h->overflow_log_ms = now;
+			h->overflows = 0;
+		}
 	}
 	if (h->qtail)
 		h->qtail->next = q;
@@ -1478,4 +1493,11 @@ void watchhub_set_slow_consumer(watchhub *h, uint32_t outbox_events, uint32_t ma
 	if (max_failures)
 		h->max_failures = max_failures;
 	pthread_mutex_unlock(&h->mu);
+}
+
+void watchhub_set_queue_bytes(watchhub *h, size_t bytes)
+{
+	pthread_mutex_lock(&h->qmu);
+	h->qmax = bytes ? bytes : HUB_QUEUE_MAX_BYTES;
+	pthread_mutex_unlock(&h->qmu);
 }

@@ -15,6 +15,7 @@
 #ifndef EF_WATCHHUB_H
 #define EF_WATCHHUB_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "node.h"
@@ -57,5 +58,9 @@ void watchhub_set_progress_interval_ms(watchhub *h, uint32_t ms);
  * the stream is cancelled with reason "etcfs: watcher too slow" (default 20).
  * 0 keeps the current value. */
 void watchhub_set_slow_consumer(watchhub *h, uint32_t outbox_events, uint32_t max_failures);
+/* Bytes of published events the hub may hold before its thread matched them
+ * (default 64 MiB).  Past it publish drops the queue and every watch is
+ * caught up from the store instead.  0 restores the default. */
+void watchhub_set_queue_bytes(watchhub *h, size_t bytes);
 
 #endif

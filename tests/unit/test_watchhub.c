@@ -317,6 +317,15 @@ static int64_t created_id(struct rec *r, uint64_t req_id)
 	return id;
 }
 
+/* created_id, waiting up to 10 s for the answer. */
+static int64_t wait_created(struct rec *r, uint64_t req_id)
+{
+	int64_t end = ms_now() + 10000, id;
+	while ((id = created_id(r, req_id)) == -100 && ms_now() < end)
+		usleep(2000);
+	return id;
+}
+
 /* ------------------------------------------------------------------ */
 
 TEST(key_prefix_range)
@@ -483,9 +492,11 @@ TEST(history_then_live)
 		usleep(1500);
 	}
 	pthread_join(t, NULL);
-	CHECK(rec_wait_msgs(&r, 2 * NWATCH));
-	for (int i = 0; i < NWATCH; i++)
+	for (int i = 0; i < NWATCH; i++) {
+		CHECK_EQ(wait_created(&r, (uint64_t)(100 + i)), 2 * i);
+		CHECK_EQ(wait_created(&r, (uint64_t)(200 + i)), 2 * i + 1);
 		now[i] = -1;
+	}
 	pthread_mutex_lock(&r.mu);
 	for (size_t i = 0; i < r.n; i++)
 		if (r.m[i].created && r.m[i].id >= 200 && r.m[i].id < 200 + NWATCH)
@@ -493,8 +504,6 @@ TEST(history_then_live)
 	pthread_mutex_unlock(&r.mu);
 	ef_arena *a = ef_arena_new();
 	for (int i = 0; i < NWATCH; i++) {
-		CHECK_EQ(created_id(&r, (uint64_t)(100 + i)), 2 * i);
-		CHECK_EQ(created_id(&r, (uint64_t)(200 + i)), 2 * i + 1);
 		CHECK(rec_wait_rev(&r, 2 * i, w.last));
 		CHECK(now[i] > 0);
 		if (now[i] <= w.last)
@@ -1086,6 +1095,45 @@ TEST(resync)
 			RUN(name);                     \
 	} while (0)
 
+/* The hub queue overflows on every publish: watches are served from the
+ * store and still get every event exactly once. */
+TEST(queue_overflow)
+{
+	struct env e;
+	struct rec r;
+	hub_stream *s;
+
+	CHECK(env_open(&e) == 0);
+	rec_init(&r);
+	watchhub_set_queue_bytes(e.h, 1);
+	CHECK(watchhub_stream_open(e.h, rec_cb, &r, &s) == 0);
+	int64_t first = store_revision(e.st) + 1;
+	CHECK(wcreate(s, 1, "o/", "o0", 0, 0) == 0);
+	CHECK(wcreate(s, 2, "o/k3", NULL, 0, 0) == 0);
+	CHECK(rec_wait_msgs(&r, 2));
+	char k[16];
+	int64_t last = 0, last3 = 0;
+	for (int i = 0; i < 500; i++) {
+		snprintf(k, sizeof k, "o/k%d", i % 7);
+		last = put(&e, k, "v");
+		if (i % 7 == 3)
+			last3 = last;
+	}
+	CHECK(rec_wait_rev(&r, 0, last));
+	CHECK(rec_wait_rev(&r, 1, last3));
+	usleep(50000);
+	CHECK(check_all(&r, 0, first, last, 1));
+	size_t n;
+	struct rev_ev *v = rec_events(&r, 1, &n);
+	CHECK_EQ(n, 500 / 7 + (500 % 7 > 3));
+	for (size_t i = 0; i < n; i++)
+		CHECK(!strcmp(v[i].key, "o/k3"));
+	free(v);
+	watchhub_stream_close(s);
+	rec_free(&r);
+	env_close(&e);
+}
+
 int main(int argc, char **argv)
 {
 	RUN_IF(key_prefix_range);
@@ -1098,5 +1146,6 @@ int main(int argc, char **argv)
 	RUN_IF(random_ranges);
 	RUN_IF(progress);
 	RUN_IF(resync);
+	RUN_IF(queue_overflow);
 	TEST_EXIT();
 }
