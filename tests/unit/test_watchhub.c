@@ -838,6 +838,44 @@ TEST(close_waits_for_callback)
 	env_close(&e);
 }
 
+/* A consumer that closes its own stream from inside the callback. */
+struct self_closer {
+	hub_stream *s;
+	int calls, events_seen;
+};
+
+static int self_close_cb(void *ud, const ef_msg *m)
+{
+	struct self_closer *c = ud;
+	__atomic_add_fetch(&c->calls, 1, __ATOMIC_SEQ_CST);
+	if (m->u.watch_resp.n_events) {
+		__atomic_add_fetch(&c->events_seen, 1, __ATOMIC_SEQ_CST);
+		watchhub_stream_close(c->s);
+	}
+	return 0;
+}
+
+TEST(close_from_callback)
+{
+	struct env e;
+	struct self_closer c = {0};
+
+	CHECK(env_open(&e) == 0);
+	CHECK(watchhub_stream_open(e.h, self_close_cb, &c, &c.s) == 0);
+	CHECK(wcreate(c.s, 1, "sc", NULL, 0, 0) == 0);
+	put(&e, "sc", "1");
+	int64_t end = ms_now() + 5000;
+	while (!__atomic_load_n(&c.events_seen, __ATOMIC_SEQ_CST) && ms_now() < end)
+		usleep(1000);
+	CHECK_EQ(__atomic_load_n(&c.events_seen, __ATOMIC_SEQ_CST), 1);
+	CHECK_EQ(watchhub_watchers(e.h), 0);
+	int calls = __atomic_load_n(&c.calls, __ATOMIC_SEQ_CST);
+	put(&e, "sc", "2");
+	usleep(100000);
+	CHECK_EQ(__atomic_load_n(&c.calls, __ATOMIC_SEQ_CST), calls);
+	env_close(&e);
+}
+
 TEST(many_watchers)
 {
 	struct env e;
@@ -1142,6 +1180,7 @@ int main(int argc, char **argv)
 	RUN_IF(cancel_dup_id_compacted);
 	RUN_IF(slow_consumer);
 	RUN_IF(close_waits_for_callback);
+	RUN_IF(close_from_callback);
 	RUN_IF(many_watchers);
 	RUN_IF(random_ranges);
 	RUN_IF(progress);
