@@ -40,9 +40,21 @@
  * revision it missed and is caught up from the store once the outbox has
  * room again.  After `max_failures` consecutive failures the stream's
  * watches are cancelled ("etcfs: watcher too slow").  If the hub queue
- * itself grows past HUB_QUEUE_MAX_BYTES (the hub thread cannot keep up),
- * publish drops the queue and leaves a marker: every synced watch becomes
- * unsynced and is served from the store, so memory stays bounded.
+ * itself grows past its limit (64 MiB, watchhub_set_queue_bytes; the hub
+ * thread cannot keep up), publish drops the queue and leaves a marker: every
+ * synced watch becomes unsynced and is served from the store, so memory
+ * stays bounded.  watchhub_resync queues the same marker.
+ *
+ * Answers (EF_MSG_WATCH_RESP).  Message id = the WATCH_CREATE request's id
+ * for everything about that watch (created, events, cancel, per-watch
+ * progress); watch ids are assigned per stream from 0 as etcd does (an
+ * explicit id in use: created+canceled with etcd's reason).  A start
+ * revision <= the compact revision gives created, then canceled with
+ * compact_revision.  WATCH_PROGRESS is answered with the progress request's
+ * id, watch_id -1 (etcd 3.4) and header.revision = the revision up to which
+ * every watch of the stream has been given its events.  `fragment` is
+ * ignored: a message always carries whole revisions.  A callback may call
+ * watchhub_stream_request or watchhub_stream_close on its own stream.
  *
  * Matching index (cost per published event with key length k and m
  * matching watches):
