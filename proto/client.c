@@ -618,6 +618,25 @@ static void deliver_one(efc_client *c, struct wmsg *q)
 	for (w = c->watches; w; w = w->next)
 		if (w->req_id == m.id)
 			break;
+	ef_watch_resp *pr = &m.u.watch_resp;
+	if (!w && pr->watch_id == -1 && !pr->n_events && !pr->created && !pr->canceled) {
+		/* answer to efc_watch_progress(): every watch of the client has
+		 * seen everything up to hdr.revision */
+		struct efc_watch *todo[256];
+		int k = 0;
+		for (w = c->watches; w && k < 256; w = w->next)
+			if (!w->canceled && w->next_rev > 0) {
+				if (m.hdr.revision >= w->next_rev)
+					w->next_rev = m.hdr.revision + 1;
+				todo[k++] = w;
+			}
+		pthread_mutex_unlock(&c->mu);
+		for (int i = 0; i < k; i++)
+			todo[i]->cb(todo[i]->ud, pr, &m.hdr);
+		pthread_mutex_unlock(&c->cbmu);
+		ef_arena_free(a);
+		return;
+	}
 	if (!w || w->canceled) {
 		pthread_mutex_unlock(&c->mu);
 		pthread_mutex_unlock(&c->cbmu);

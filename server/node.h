@@ -47,8 +47,10 @@ int node_call(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a);
 /* A watch stream: a set of watches sharing one delivery callback, as one
  * gRPC Watch stream in etcd.  The callback runs on a node thread; it must not
  * block for long (copy or queue the message; m and its memory are valid only
- * during the call).  Return non-zero from the callback when the consumer is
- * too slow / gone: the stream's watches are then cancelled. */
+ * during the call).  Return non-zero from the callback when the consumer can't
+ * take the message now: the hub keeps it, backs off and retries; a stream
+ * that keeps refusing falls behind and is caught up from the store, and is
+ * cancelled ("etcfs: watcher too slow") after many refusals in a row. */
 typedef int (*node_watch_cb)(void *ud, const ef_msg *m);
 typedef struct node_wstream node_wstream;
 int node_wstream_open(node *n, node_watch_cb cb, void *ud, node_wstream **out);
