@@ -62,7 +62,8 @@ done
 for i in $(seq 1 350); do ctl put "many/$i" x >/dev/null 2>&1 || true; done
 want=$(count_prefix $([ "$L" = 1 ] && echo 2 || echo 1) many/)
 member_restart "$L"
-wait_for 60 "restarted member catches up (snapshot)" test "$(count_prefix "$L" many/)" = "$want"
+caught_up() { [ "$(count_prefix "$L" many/)" = "$want" ]; }
+wait_for 90 "restarted member catches up (snapshot)" caught_up
 check "restarted old leader caught up ($want keys, via snapshot)" test "$(count_prefix "$L" many/)" = "$want"
 check "restarted member received a snapshot" grep -q "installed snapshot" "$T_DIR/m$L.log"
 check "restarted member has the txn keys" test "$(count_prefix "$L" snap/)" = 400
