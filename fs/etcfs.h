@@ -70,7 +70,13 @@ struct fs_inode {
 	uint64_t gen;            /* bumped when the key is unlinked or replaced: handles
 				    opened before must not write it back */
 	int ndirty;              /* open handles with uncommitted data */
-	uint64_t wlen;           /* size of the last written dirty buffer (stat while ndirty) */
+	/* Page cache policy (ops.c, do_open): readers share the kernel page cache
+	 * only while every such reader has the same revision (cache_rev) and no
+	 * local writer is open; anyone else does direct I/O from its own
+	 * snapshot, so no read can mix two revisions. */
+	int npc;                 /* open handles using the page cache */
+	int nwriters;            /* open writable handles (always direct I/O) */
+	uint64_t cache_size;     /* size of the value at cache_rev: st_size while npc > 0 */
 };
 
 /* One open file.  The value is read once at open (one revision) and
@@ -85,6 +91,9 @@ struct fs_handle {
 	uint64_t gen;            /* in->gen at open */
 	int writable, dirty, append, reflect;
 	int written;             /* write(2) or ftruncate since open: flush commits only then */
+	int err;                 /* sticky: a write failed (EFBIG), nothing is committed */
+	int pc;                  /* counted in in->npc */
+	int wcounted;            /* counted in in->nwriters */
 };
 
 struct fs_counters {

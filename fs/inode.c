@@ -241,7 +241,9 @@ void inode_stat(struct fs_mount *m, struct fs_inode *in, struct stat *st)
 	} else {
 		st->st_mode = S_IFREG | (0666 & ~m->o.umask);
 		st->st_nlink = in->local || (in->known && in->exists) ? 1 : 0;
-		st->st_size = (off_t)(in->ndirty ? in->wlen : in->local == FS_TEMP ? in->llen : in->size);
+		st->st_size = (off_t)(in->local == FS_TEMP		 ? in->llen
+				      : in->npc > 0 && in->cache_rev ? in->cache_size
+								     : in->size);
 		if (in->local)
 			t = in->ltime_ns;
 		else if (in->mod_time_ns)

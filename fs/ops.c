@@ -383,7 +383,7 @@ static int do_getattr(struct fs_mount *m, fuse_ino_t ino, int reflector, struct 
 		pthread_mutex_unlock(&m->mu);
 		return ESTALE;
 	}
-	int fetch = in->type == FS_FILE && !in->local && !in->ndirty && !reflector &&
+	int fetch = in->type == FS_FILE && !in->local && !reflector &&
 		    (!in->known || !m->watch_ok);
 	pthread_mutex_unlock(&m->mu);
 	if (fetch) {
@@ -439,7 +439,6 @@ static void mark_dirty(struct fs_mount *m, struct fs_handle *h)
 	pthread_mutex_lock(&m->mu);
 	if (!h->dirty)
 		h->in->ndirty++;
-	h->in->wlen = h->len;
 	pthread_mutex_unlock(&m->mu);
 	h->dirty = 1;
 }
@@ -459,6 +458,8 @@ static void clear_dirty(struct fs_mount *m, struct fs_handle *h)
 /* Write the handle's buffer back as one put.  h->mu held.  Returns an errno. */
 static int commit(struct fs_mount *m, struct fs_handle *h)
 {
+	if (h->err)
+		return h->err; /* never store a prefix of what the writer meant */
 	if (!h->dirty || h->reflect)
 		return 0;
 	struct fs_inode *in = h->in;
@@ -523,7 +524,6 @@ static int commit(struct fs_mount *m, struct fs_handle *h)
 		    .lease = h->lease,
 		    .mod_time_ns = now_ns()};
 	inode_set_kv(in, &kv, h->len);
-	in->cache_rev = rev; /* the kernel's pages hold what was just written */
 	pthread_mutex_unlock(&m->mu);
 	h->rev = rev;
 	clear_dirty(m, h);
@@ -576,7 +576,7 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 		h->reflect = 1;
 		pthread_mutex_unlock(&m->mu);
 		fi->fh = (uint64_t)(uintptr_t)h;
-		fi->keep_cache = 0;
+		fi->direct_io = 1;
 		return 0;
 	}
 	if (writable && m->o.ro && !in->local) {
@@ -597,7 +597,7 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 		if (trunc)
 			mark_dirty(m, h);
 		fi->fh = (uint64_t)(uintptr_t)h;
-		fi->keep_cache = 0;
+		fi->direct_io = 1; /* local content changes under the kernel: no page cache */
 		return 0;
 	}
 	uint32_t klen = in->klen;
@@ -672,8 +672,22 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 		inode_set_kv(in, &v.kv, v.vlen);
 		cache_value(m, in, &v);
 	}
-	fi->keep_cache = v.exists && in->cache_rev == v.kv.mod_revision;
-	in->cache_rev = v.exists ? v.kv.mod_revision : 0;
+	if (writable) {
+		fi->direct_io = 1;
+		in->nwriters++;
+		h->wcounted = 1;
+	} else if (v.exists && in->nwriters == 0 &&
+		   (in->npc == 0 || in->cache_rev == v.kv.mod_revision)) {
+		fi->keep_cache = in->cache_rev == v.kv.mod_revision;
+		if (fi->keep_cache)
+			CTR_INC(m, cache_hits);
+		in->cache_rev = v.kv.mod_revision;
+		in->cache_size = v.vlen;
+		in->npc++;
+		h->pc = 1;
+	} else {
+		fi->direct_io = 1; /* another revision is in the page cache */
+	}
 	pthread_mutex_unlock(&m->mu);
 	free(v.val);
 	if (trunc) {
@@ -727,7 +741,7 @@ static int do_write(struct fs_mount *m, struct fs_handle *h, const char *buf, si
 	pthread_mutex_unlock(&m->mu);
 	int err = 0;
 	if (end > FS_VALUE_MAX(klen))
-		err = EFBIG;
+		err = h->err = EFBIG;
 	else if (end > h->len)
 		err = buf_resize(h, end);
 	if (!err) {
@@ -760,7 +774,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A shell's `> file` closes a dup of the descriptor before writing: an
 	 * O_TRUNC with nothing written yet is stored at release (or fsync), so a
 	 * reader never sees the empty value between the old and the new one. */
-	int err = h->written ? commit(m, h) : 0;
+	int err = h->written || h->err ? commit(m, h) : 0;
 	pthread_mutex_unlock(&h->mu);
 	fuse_reply_err(req, err);
 }
@@ -786,6 +800,12 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fprintf(stderr, "etcfs: write-back at release failed: %s\n", efc_errmsg());
 	clear_dirty(m, h);
 	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_lock(&m->mu);
+	if (h->pc && h->in->npc > 0)
+		h->in->npc--;
+	if (h->wcounted && h->in->nwriters > 0)
+		h->in->nwriters--;
+	pthread_mutex_unlock(&m->mu);
 	handle_free(h);
 	fuse_reply_err(req, 0);
 }
@@ -876,8 +896,10 @@ static int do_setattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct
 			pthread_mutex_lock(&m->mu);
 			uint32_t klen = in->klen;
 			pthread_mutex_unlock(&m->mu);
-			if ((uint64_t)attr->st_size > FS_VALUE_MAX(klen))
+			if ((uint64_t)attr->st_size > FS_VALUE_MAX(klen)) {
+				h->err = EFBIG;
 				return EFBIG;
+			}
 			pthread_mutex_lock(&h->mu);
 			int err = buf_resize(h, (size_t)attr->st_size);
 			if (!err) {
@@ -964,7 +986,6 @@ static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 			    .mod_time_ns = now_ns()};
 		inode_set_kv(in, &kv, 0);
 		in->local = FS_REMOTE;
-		in->cache_rev = rev;
 	} else {
 		in->gen++; /* a new file: whatever was open under this name is another one */
 		free(in->ldata);
@@ -985,6 +1006,8 @@ static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 		h->writable = 1;
 		h->rev = rev;
 		h->reflect = reflector;
+		in->nwriters++;
+		h->wcounted = 1;
 	}
 	fill_entry(m, in, e);
 	int pending = !reflector && !rev;
@@ -1014,7 +1037,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	h->append = (fi->flags & O_APPEND) != 0;
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->keep_cache = 0;
+	fi->direct_io = 1;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		handle_free(h);
 }
@@ -1314,7 +1337,6 @@ static int rename_file(struct fs_mount *m, struct target *s, struct target *d, c
 					    .version = 1, .lease = v.kv.lease,
 					    .mod_time_ns = now_ns()};
 				inode_set_kv(in, &kv, v.vlen);
-				in->cache_rev = rev;
 			}
 		}
 		pthread_mutex_unlock(&m->mu);
