@@ -37,8 +37,10 @@
  *   - bodies above max_body get 413 without being read; chunked request
  *     bodies get 411; malformed JSON, wrong types and bad base64 get 400;
  *     unknown paths 404, wrong methods 405; every error body is etcd-shaped.
- *   - a watch stream whose client reads too slowly (more than
- *     WATCH_MAX_QUEUED bytes waiting) is cancelled and closed.
+ *   - a watch stream whose client reads too slowly pushes back on the node
+ *     once WATCH_MAX_QUEUED bytes wait for it (the callback refuses; the
+ *     watch hub retries, then cancels the watches, as node.h says), and a
+ *     client that takes no bytes for WRITE_TIMEOUT_MS is disconnected.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1229,7 +1231,7 @@ int gw_route(const char *path)
 #define BODY_TIMEOUT_MS 30000
 #define IDLE_TIMEOUT_MS 300000
 #define WRITE_TIMEOUT_MS 30000
-#define WATCH_MAX_QUEUED (32u << 20)
+#define WATCH_MAX_QUEUED (16u << 20)
 #define WATCH_MAX_REQUESTS 64
 #define CONN_BUF_INIT (16u * 1024u)
 #define CONN_STACK_BYTES (1024u * 1024u) /* virtual; touched pages only */
@@ -1788,7 +1790,6 @@ struct wqueue {
 	pthread_cond_t cv;
 	struct witem *head, *tail; /* guarded by mu */
 	size_t bytes;              /* guarded by mu; queued bytes */
-	int overflow;              /* guarded by mu; set once, the stream then ends */
 };
 
 #define CHUNK_PREFIX 12 /* room for "%zx\r\n" in front of the JSON */
@@ -1809,12 +1810,9 @@ static int watch_cb(void *ud, const ef_msg *m)
 	put_lit(&b, "\n\r\n");
 	it = malloc(sizeof(*it));
 	if (b.err || !it) {
+		/* Out of memory: refuse; the hub keeps the message and retries. */
 		free(it);
 		ef_wbuf_free(&b);
-		pthread_mutex_lock(&q->mu);
-		q->overflow = 1;
-		pthread_cond_signal(&q->cv);
-		pthread_mutex_unlock(&q->mu);
 		return 1;
 	}
 	hl = snprintf(hx, sizeof(hx), "%zx\r\n", b.len - CHUNK_PREFIX - 2);
@@ -1824,8 +1822,10 @@ static int watch_cb(void *ud, const ef_msg *m)
 	it->len = b.len - it->off;
 	memcpy(b.p + it->off, hx, (size_t)hl);
 	pthread_mutex_lock(&q->mu);
-	if (q->overflow || q->bytes + it->len > WATCH_MAX_QUEUED) {
-		q->overflow = 1;
+	if (q->bytes + it->len > WATCH_MAX_QUEUED && q->head) {
+		/* The client reads slower than events come: push back.  The hub
+		 * keeps the message, retries, catches the stream up from the
+		 * store, and cancels it after many refusals (node.h). */
 		pthread_cond_signal(&q->cv);
 		pthread_mutex_unlock(&q->mu);
 		free(it->mem);
@@ -1941,10 +1941,10 @@ static int handle_watch(struct conn *c, const char *body, size_t len)
 	while (ok && !atomic_load(&gw.stopping)) {
 		struct witem *batch, *it;
 		struct iovec v[64];
-		int overflow, nv = 0;
+		int nv = 0;
 
 		pthread_mutex_lock(&q.mu);
-		if (!q.head && !q.overflow) {
+		if (!q.head) {
 			struct timespec ts;
 
 			clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1958,7 +1958,6 @@ static int handle_watch(struct conn *c, const char *body, size_t len)
 		batch = q.head;
 		q.head = q.tail = NULL;
 		q.bytes = 0;
-		overflow = q.overflow;
 		pthread_mutex_unlock(&q.mu);
 
 		for (it = batch; it && ok; it = it->next) {
@@ -1971,7 +1970,7 @@ static int handle_watch(struct conn *c, const char *body, size_t len)
 			}
 		}
 		free_items(batch);
-		if (overflow || client_gone(c->fd))
+		if (client_gone(c->fd))
 			ok = 0;
 	}
 	node_wstream_close(ws);

@@ -713,6 +713,49 @@ TEST(http_watch_stream)
 	CHECK(__atomic_load_n(&ws_closed, __ATOMIC_ACQUIRE));
 }
 
+TEST(http_watch_backpressure)
+{
+	const char *req = "POST /v3/watch HTTP/1.1\r\nHost: x\r\nContent-Length: 33\r\n\r\n"
+			  "{\"create_request\":{\"key\":\"dw==\"}}";
+	char out[4096];
+	int fd = dial(), refused = 0, i;
+	node_wstream *w = NULL;
+	static uint8_t big[48 * 1024];
+	ef_msg m;
+	ef_event ev;
+
+	__atomic_store_n(&ws_closed, 0, __ATOMIC_RELEASE);
+	(void)!write(fd, req, strlen(req));
+	read_some(fd, out, sizeof(out), "\"created\":true}}\n\r\n");
+	for (i = 0; i < 100 && !(w = __atomic_load_n(&last_ws, __ATOMIC_ACQUIRE)); i++)
+		usleep(10000);
+	CHECK(w != NULL);
+	if (!w) {
+		close(fd);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	memset(&ev, 0, sizeof(ev));
+	m.type = EF_MSG_WATCH_RESP;
+	fill_hdr(&m);
+	ev.kv.key = ef_str("w");
+	ev.kv.value.p = big;
+	ev.kv.value.n = sizeof(big);
+	m.u.watch_resp.events = &ev;
+	m.u.watch_resp.n_events = 1;
+	/* The client reads nothing: once the socket buffers and the 16 MiB
+	 * queue are full, the callback refuses (the hub would retry). */
+	for (i = 0; i < 5000 && !refused; i++)
+		refused = w->cb(w->ud, &m) != 0;
+	CHECK(refused);
+	/* The stream is still open: a refused message is not the end. */
+	CHECK(!__atomic_load_n(&ws_closed, __ATOMIC_ACQUIRE));
+	close(fd);
+	for (i = 0; i < 1000 && !__atomic_load_n(&ws_closed, __ATOMIC_ACQUIRE); i++)
+		usleep(10000);
+	CHECK(__atomic_load_n(&ws_closed, __ATOMIC_ACQUIRE));
+}
+
 int main(void)
 {
 	char err[256];
@@ -735,6 +778,7 @@ int main(void)
 	RUN(http_keepalive_pipelining_and_limits);
 	RUN(http_connection_cap);
 	RUN(http_watch_stream);
+	RUN(http_watch_backpressure);
 	gateway_stop();
 	TEST_EXIT();
 }
