@@ -168,6 +168,33 @@ static void cache_value(struct fs_mount *m, struct fs_inode *in, const struct kv
 /* ------------------------------------------------------------------ */
 /* lookup                                                               */
 
+static int is_io_error(int rv)
+{
+	return rv == EF_E_UNAVAILABLE || rv == EF_E_TIMEOUT || rv == EF_E_OUTCOME_UNKNOWN ||
+	       rv == EF_E_NO_LEADER || rv == EF_E_STOPPING;
+}
+
+/* -o cache_fallback: the cluster is unreachable; answer from what is known. */
+static int lookup_cached(struct fs_mount *m, struct target *t, struct fuse_entry_param *e)
+{
+	pthread_mutex_lock(&m->mu);
+	struct fs_inode *in = NULL;
+	if (t->kind != NAME_FILE) {
+		in = inode_find(m, FS_DIR, t->dk, t->dklen);
+		if (in && !in->nlookup)
+			in = NULL;
+	}
+	if (!in && t->kind != NAME_CHUNK) {
+		in = inode_find(m, FS_FILE, t->fk, t->fklen);
+		if (in && !(in->known && in->exists))
+			in = NULL;
+	}
+	if (in)
+		fill_entry(m, in, e);
+	pthread_mutex_unlock(&m->mu);
+	return in ? 0 : ENOENT;
+}
+
 /* The reflector's own lookups: answered from the view of the change being
  * replayed.  Returns 1 when the key is in the view. */
 static int view_find(struct fs_mount *m, int type, const uint8_t *k, uint32_t n, int *exists,
@@ -296,6 +323,11 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		}
 		free(v.val);
 	}
+	if (rv && is_io_error(rv) && m->o.cache_fallback && lookup_cached(m, &t, e) == 0) {
+		CTR_INC(m, cache_hits);
+		rv = 0;
+		found = 1;
+	}
 	target_free(&t);
 	if (rv)
 		return ef_errno(rv);
@@ -358,6 +390,14 @@ static int refresh_file(struct fs_mount *m, fuse_ino_t ino)
 	struct kv_val v;
 	int rv = kv_get(m, key, klen, serial(m), &v);
 	free(key);
+	if (rv && is_io_error(rv) && m->o.cache_fallback) {
+		pthread_mutex_lock(&m->mu);
+		struct fs_inode *in = inode_by_ino(m, ino);
+		int known = in && in->known;
+		pthread_mutex_unlock(&m->mu);
+		if (known)
+			return 0;
+	}
 	if (rv)
 		return ef_errno(rv);
 	pthread_mutex_lock(&m->mu);
@@ -548,12 +588,6 @@ static void handle_free(struct fs_handle *h)
 	free(h);
 }
 
-static int is_io_error(int rv)
-{
-	return rv == EF_E_UNAVAILABLE || rv == EF_E_TIMEOUT || rv == EF_E_OUTCOME_UNKNOWN ||
-	       rv == EF_E_NO_LEADER || rv == EF_E_STOPPING;
-}
-
 static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	int acc = fi->flags & O_ACCMODE;
@@ -662,15 +696,15 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 	}
 	h->rev = v.exists ? v.kv.mod_revision : 0;
 	h->lease = v.exists ? v.kv.lease : 0;
-	if (!trunc && v.exists) {
-		h->data = v.val;
-		h->len = h->cap = v.vlen;
-		v.val = NULL;
-	}
 	pthread_mutex_lock(&m->mu);
 	if (v.exists) {
 		inode_set_kv(in, &v.kv, v.vlen);
 		cache_value(m, in, &v);
+	}
+	if (!trunc && v.exists) {
+		h->data = v.val;
+		h->len = h->cap = v.vlen;
+		v.val = NULL;
 	}
 	if (writable) {
 		fi->direct_io = 1;
