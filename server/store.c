@@ -66,6 +66,7 @@
 #define REVKEY_LEN 12
 #define LMDB_KEY_MAX 511
 #define STORE_MIN_HEADROOM (64ull << 20)
+#define STORE_POOL_MAX 64
 
 enum { HIST_PUT = 0, HIST_DEL = 1 };
 
@@ -77,6 +78,9 @@ struct store {
 	uint64_t quota_bytes;
 	uint32_t max_txn_ops;
 	pthread_rwlock_t env_lock; /* shared: any env user; exclusive: install */
+	pthread_mutex_t pool_lock; /* guards pool, pool_n */
+	MDB_txn *pool[STORE_POOL_MAX]; /* reset read txns of env, ready to renew */
+	uint32_t pool_n;
 
 	/* Writer state, apply thread only.  Outside a batch rev/compact_rev/
 	 * applied equal the committed values below. */
@@ -699,23 +703,55 @@ static int state_read(store *s, MDB_txn *txn, int64_t *rev, int64_t *compact, ui
 	return 0;
 }
 
+/* Read transactions come from a pool of reset handles: mdb_txn_renew
+ * keeps the reader slot and allocation of the handle, where mdb_txn_begin
+ * would malloc and scan the reader table under its process-shared mutex. */
 static int rtxn_begin(store *s, MDB_txn **txn)
 {
+	MDB_txn *t = NULL;
 	int rc;
 
 	pthread_rwlock_rdlock(&s->env_lock);
-	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	pthread_mutex_lock(&s->pool_lock);
+	if (s->pool_n)
+		t = s->pool[--s->pool_n];
+	pthread_mutex_unlock(&s->pool_lock);
+	if (t) {
+		rc = mdb_txn_renew(t);
+		if (rc)
+			mdb_txn_abort(t);
+	} else {
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
+	}
 	if (rc) {
 		pthread_rwlock_unlock(&s->env_lock);
 		return lmdb_code(rc);
 	}
+	*txn = t;
 	return 0;
 }
 
 static void rtxn_end(store *s, MDB_txn *txn)
 {
-	mdb_txn_abort(txn);
+	mdb_txn_reset(txn);
+	pthread_mutex_lock(&s->pool_lock);
+	if (s->pool_n < STORE_POOL_MAX) {
+		s->pool[s->pool_n++] = txn;
+		txn = NULL;
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	if (txn)
+		mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&s->env_lock);
+}
+
+/* Before the environment closes (no reader active). */
+static void pool_drain(store *s)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	while (s->pool_n)
+		mdb_txn_abort(s->pool[--s->pool_n]);
+	pthread_mutex_unlock(&s->pool_lock);
 }
 
 int store_range(store *s, const ef_range_req *req, ef_range_resp *resp, int64_t *header_rev,
@@ -2241,9 +2277,20 @@ int store_open(const store_opts *o, store **out, char *err, size_t errlen)
 	}
 	s->max_txn_ops = o->max_txn_ops ? o->max_txn_ops : EF_DEFAULT_MAX_TXN_OPS;
 	s->cctx = ZSTD_createCCtx();
-	pthread_rwlock_init(&s->env_lock, NULL);
+	{
+		/* writer preference: a snapshot install must not starve behind
+		 * a stream of readers (no reader ever takes env_lock twice) */
+		pthread_rwlockattr_t ra;
+
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&s->env_lock, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
+	pthread_mutex_init(&s->pool_lock, NULL);
 	rc = env_open(s, err, errlen);
 	if (rc) {
+		pthread_mutex_destroy(&s->pool_lock);
 		pthread_rwlock_destroy(&s->env_lock);
 		ZSTD_freeCCtx(s->cctx);
 		free(s->dir);
@@ -2260,8 +2307,10 @@ void store_close(store *s)
 		return;
 	if (s->wtxn)
 		mdb_txn_abort(s->wtxn);
+	pool_drain(s);
 	if (s->env)
 		mdb_env_close(s->env);
+	pthread_mutex_destroy(&s->pool_lock);
 	pthread_rwlock_destroy(&s->env_lock);
 	ZSTD_freeCCtx(s->cctx);
 	free(s->scratch);
@@ -2339,6 +2388,7 @@ int store_snapshot_install(store *s, const char *path)
 		mdb_txn_abort(s->wtxn);
 		s->wtxn = NULL;
 	}
+	pool_drain(s);
 	mdb_env_close(s->env);
 	s->env = NULL;
 	if (rename(tmp, data))

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../server/store.h"
@@ -1600,7 +1601,7 @@ TEST(model_random)
 
 struct reader_arg {
 	store *s;
-	int failures, reads;
+	volatile int failures, reads;
 	volatile int *stop;
 };
 
@@ -1631,43 +1632,70 @@ static void *reader(void *p)
 	return NULL;
 }
 
+static void write_round(store *s, int i)
+{
+	char v[16];
+	int j;
+
+	snprintf(v, sizeof(v), "v%d", i);
+	CHECK_EQ(store_begin(s), 0);
+	for (j = 0; j < 5; j++) {
+		char k[8];
+		ef_msg m, r;
+
+		snprintf(k, sizeof(k), "k%d", j);
+		memset(&m, 0, sizeof(m));
+		m.type = EF_MSG_PUT;
+		m.u.put.key = B(k);
+		m.u.put.value = B(v);
+		store_apply(s, i, &m, &r, A, NULL);
+	}
+	CHECK_EQ(store_commit(s, (uint64_t)i + 1), 0);
+}
+
+/* Readers on other threads while the writer commits and while a snapshot
+ * is installed under them. */
 TEST(concurrent_readers)
 {
 	store *s = fresh();
 	pthread_t th[4];
 	struct reader_arg ra[4];
 	volatile int stop = 0;
-	int i, j;
+	char snap[300];
+	int i, fd, all;
+	time_t deadline;
 
 	for (i = 0; i < 4; i++) {
 		ra[i] = (struct reader_arg){s, 0, 0, &stop};
 		pthread_create(&th[i], NULL, reader, &ra[i]);
 	}
-	for (i = 0; i < 200; i++) {
-		char v[16];
-
-		snprintf(v, sizeof(v), "v%d", i);
-		CHECK_EQ(store_begin(s), 0);
-		for (j = 0; j < 5; j++) {
-			char k[8];
-			ef_msg m, r;
-
-			snprintf(k, sizeof(k), "k%d", j);
-			memset(&m, 0, sizeof(m));
-			m.type = EF_MSG_PUT;
-			m.u.put.key = B(k);
-			m.u.put.value = B(v);
-			store_apply(s, i, &m, &r, A, NULL);
-		}
-		CHECK_EQ(store_commit(s, (uint64_t)i + 1), 0);
-	}
+	for (i = 0; i < 200; i++)
+		write_round(s, i);
+	snprintf(snap, sizeof(snap), "%s.snap", DIR_);
+	fd = open(snap, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(store_snapshot_write(s, fd), 0);
+	close(fd);
+	CHECK_EQ(store_snapshot_install(s, snap), 0);
+	for (; i < 300; i++)
+		write_round(s, i);
+	/* let every reader get some reads in (generous deadline) */
+	deadline = time(NULL) + 30;
+	do {
+		all = 1;
+		for (i = 0; i < 4; i++)
+			all &= ra[i].reads > 10;
+		if (!all)
+			usleep(1000);
+	} while (!all && time(NULL) < deadline);
 	stop = 1;
 	for (i = 0; i < 4; i++) {
 		pthread_join(th[i], NULL);
 		CHECK_EQ(ra[i].failures, 0);
-		CHECK(ra[i].reads > 0);
+		CHECK(ra[i].reads > 10);
 	}
-	CHECK_EQ(store_revision(s), 1000);
+	CHECK_EQ(store_revision(s), 1500);
+	unlink(snap);
 	done(s);
 }
 
