@@ -81,6 +81,10 @@ struct store {
 	pthread_mutex_t pool_lock; /* guards pool, pool_n */
 	MDB_txn *pool[STORE_POOL_MAX]; /* reset read txns of env, ready to renew */
 	uint32_t pool_n;
+	uint64_t env_gen;          /* bumped when env is reopened */
+	size_t inuse_txnid;        /* store_db_size_in_use cache (pool_lock) */
+	uint64_t inuse_gen;
+	int64_t inuse_bytes;
 
 	/* Writer state, apply thread only.  Outside a batch rev/compact_rev/
 	 * applied equal the committed values below. */
@@ -1984,19 +1988,28 @@ int64_t store_db_size(store *s)
 	return n;
 }
 
+/* The freelist is scanned once per committed transaction at most: the
+ * host asks before every write request (etcd's quota check). */
 int64_t store_db_size_in_use(store *s)
 {
 	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_envinfo ei;
-	MDB_stat st;
 	MDB_val k, v;
-	int64_t pages, free_pages = 0;
+	int64_t pages, free_pages = 0, res;
+	size_t id;
 
 	if (rtxn_begin(s, &txn))
 		return 0;
+	id = mdb_txn_id(txn);
+	pthread_mutex_lock(&s->pool_lock);
+	res = s->inuse_txnid == id && s->inuse_gen == s->env_gen ? s->inuse_bytes : -1;
+	pthread_mutex_unlock(&s->pool_lock);
+	if (res >= 0) {
+		rtxn_end(s, txn);
+		return res;
+	}
 	mdb_env_info(s->env, &ei);
-	mdb_env_stat(s->env, &st);
 	pages = (int64_t)ei.me_last_pgno + 1;
 	if (mdb_cursor_open(txn, 0, &c) == 0) {
 		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
@@ -2004,10 +2017,16 @@ int64_t store_db_size_in_use(store *s)
 				free_pages += (int64_t)*(size_t *)v.mv_data;
 		mdb_cursor_close(c);
 	}
-	rtxn_end(s, txn);
 	if (free_pages > pages)
 		free_pages = pages;
-	return (pages - free_pages) * st.ms_psize;
+	res = (pages - free_pages) * (int64_t)s->psize;
+	pthread_mutex_lock(&s->pool_lock);
+	s->inuse_txnid = id;
+	s->inuse_gen = s->env_gen;
+	s->inuse_bytes = res;
+	pthread_mutex_unlock(&s->pool_lock);
+	rtxn_end(s, txn);
+	return res;
 }
 
 int64_t store_key_count(store *s)
@@ -2391,6 +2410,7 @@ int store_snapshot_install(store *s, const char *path)
 	pool_drain(s);
 	mdb_env_close(s->env);
 	s->env = NULL;
+	s->env_gen++;
 	if (rename(tmp, data))
 		rc = EF_E_IO;
 	if (env_open(s, err, sizeof(err)) && !rc)
