@@ -54,8 +54,9 @@ int store_begin(store *s);
  * for a request-level error such as EF_E_LEASE_NOT_FOUND, EF_E_COMPACTED,
  * EF_E_NO_SPACE: those do not abort the batch and leave the store unchanged:
  * each request checks everything before its first write).
- * resp->hdr.revision is set.  Events are appended to ev (may be NULL).  Returns 0, or an EF_E_* code for a storage failure that
- * aborted the batch (the host must stop). */
+ * resp->hdr.revision is set.  Events are appended to ev (may be NULL).
+ * Returns 0, or an EF_E_* code for a storage failure that aborted the
+ * batch (the host must stop). */
 int store_apply(store *s, int64_t time_ns, const ef_msg *req, ef_msg *resp, ef_arena *a,
 		store_events *ev);
 /* Commit the batch, recording applied_index in the same transaction. */
