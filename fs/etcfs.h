@@ -74,6 +74,7 @@ struct fs_inode {
 	 * only while every such reader has the same revision (cache_rev) and no
 	 * local writer is open; anyone else does direct I/O from its own
 	 * snapshot, so no read can mix two revisions. */
+	int nlate;               /* handles closed with an unstored O_TRUNC, awaiting release */
 	int npc;                 /* open handles using the page cache */
 	int nwriters;            /* open writable handles (always direct I/O) */
 	uint64_t cache_size;     /* size of the value at cache_rev: st_size while npc > 0 */
@@ -93,6 +94,7 @@ struct fs_handle {
 	int written;             /* write(2) or ftruncate since open: flush commits only then */
 	int err;                 /* sticky: a write failed (EFBIG), nothing is committed */
 	int pc;                  /* counted in in->npc */
+	int late;                /* counted in in->nlate */
 	int wcounted;            /* counted in in->nwriters */
 };
 

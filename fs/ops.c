@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "etcfs.h"
@@ -599,6 +600,16 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 		pthread_mutex_unlock(&m->mu);
 		return in ? EISDIR : ESTALE;
 	}
+	if (in->nlate && !reflect_is_me(m, req)) {
+		/* `: > file` was closed and its empty value is stored at release,
+		 * which the kernel sends right after: read after it */
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += 2;
+		while (in->nlate &&
+		       pthread_cond_timedwait(&m->own_cv, &m->mu, &dl) != ETIMEDOUT)
+			;
+	}
 	struct fs_handle *h = handle_new(in);
 	if (!h) {
 		pthread_mutex_unlock(&m->mu);
@@ -809,6 +820,12 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * O_TRUNC with nothing written yet is stored at release (or fsync), so a
 	 * reader never sees the empty value between the old and the new one. */
 	int err = h->written || h->err ? commit(m, h) : 0;
+	if (h->dirty && !h->written && !h->late) {
+		pthread_mutex_lock(&m->mu);
+		h->in->nlate++; /* opens of this file wait for the release */
+		h->late = 1;
+		pthread_mutex_unlock(&m->mu);
+	}
 	pthread_mutex_unlock(&h->mu);
 	fuse_reply_err(req, err);
 }
@@ -839,6 +856,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		h->in->npc--;
 	if (h->wcounted && h->in->nwriters > 0)
 		h->in->nwriters--;
+	if (h->late && h->in->nlate > 0) {
+		h->in->nlate--;
+		pthread_cond_broadcast(&m->own_cv);
+	}
 	pthread_mutex_unlock(&m->mu);
 	handle_free(h);
 	fuse_reply_err(req, 0);

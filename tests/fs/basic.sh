@@ -68,6 +68,28 @@ expect_eq "noclobber left the value alone" "$(kv_get lock)" "first"
 check "noclobber creates a new file" test $? = 0
 expect_eq "O_EXCL file value" "$(kv_get newlock)" "mine"
 
+# ---- optimistic concurrency ----
+echo v1 >"$A/occ"
+setfattr -n user.etcfs.occ -v 1 "$A/occ"
+res=$(python3 - "$A/occ" "$ETCFSCTL" "$(endpoints)" "${PREFIX}occ" <<'EOF'
+import errno, os, subprocess, sys
+path, ctl, eps, key = sys.argv[1:]
+fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+# (a child closing its copy of fd flushes it: change the key before writing)
+subprocess.run([ctl, "--endpoints", eps, "put", key, "theirs"], check=True, stdout=subprocess.DEVNULL)
+os.write(fd, b"mine\n")
+try:
+    os.close(fd)
+    print("closed")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+EOF
+)
+expect_eq "user.etcfs.occ: close fails with ESTALE when the key changed since open" "$res" "ESTALE"
+expect_eq "... and the other writer's value is kept" "$(kv_get occ)" "theirs"
+echo v2 >"$A/occ"
+expect_eq "occ close succeeds when the key did not change" "$(kv_get occ)" "v2"
+
 # ---- directories ----
 mkdir "$A/emptydir"
 check "mkdir persists as a marker key" kv_exists emptydir/
@@ -177,6 +199,26 @@ os.rename(tmp, os.path.join(d, "conf"))
 EOF
 expect_eq "temp file + rename over the target" "$(kv_get ed/conf)" "atomic"
 expect_eq "no junk keys after tools" "$(kv_keys | grep -c -E '(~|\.swp|4913|/sed|\.conf\.)')" 0
+
+# ---- -o occ ----
+fs_mount O 3 -o occ
+echo base >"$T_DIR/O/occ2"
+res=$(python3 - "$T_DIR/O/occ2" "$ETCFSCTL" "$(endpoints)" "${PREFIX}occ2" <<'EOF'
+import errno, os, subprocess, sys
+path, ctl, eps, key = sys.argv[1:]
+fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+subprocess.run([ctl, "--endpoints", eps, "put", key, "changed"], check=True, stdout=subprocess.DEVNULL)
+os.write(fd, b"more\n")
+try:
+    os.fsync(fd)
+    print("synced")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+EOF
+)
+expect_eq "-o occ: fsync fails with ESTALE when the key changed since open" "$res" "ESTALE"
+expect_eq "... nothing of the stale writer stored" "$(kv_get occ2)" "changed"
+fusermount3 -u "$T_DIR/O"
 
 # ---- read-only mount and mount(8) ----
 fs_mount R 2 -o ro
