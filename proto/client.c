@@ -107,7 +107,8 @@ struct conn {
 	nng_stream *s;
 	pthread_mutex_t wmu; /* serialises frame writes */
 	pthread_t rx;
-	int dead;            /* under c->mu */
+	nng_aio *rx_aio;     /* the receive thread's; conn_fail aborts it */
+	int dead;            /* under c->mu (read racily by rx, which re-checks every second) */
 	int refs;            /* under c->mu: client + rx thread + callers in flight */
 };
 
@@ -140,6 +141,7 @@ static void conn_unref(efc_client *c, struct conn *k)
 	/* c->mu held */
 	if (--k->refs == 0) {
 		nng_stream_free(k->s);
+		nng_aio_free(k->rx_aio);
 		pthread_mutex_destroy(&k->wmu);
 		free(k);
 	}
@@ -180,13 +182,43 @@ static int stream_io(nng_stream *s, void *buf, size_t len, int sending)
 
 /* ------------------------------------------------------------------ */
 
+/* The receive thread's read: nng 1.5's nng_stream_close() does not always
+ * wake a receive already waiting on the stream, so conn_fail() also aborts
+ * the receive aio, and the receive wakes up every second to look at `dead`
+ * (closing the window between its check and its next receive). */
+static int rx_read(struct conn *k, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		if (__atomic_load_n(&k->dead, __ATOMIC_ACQUIRE))
+			return NNG_ECLOSED;
+		nng_iov iov = {.iov_buf = p, .iov_len = len};
+		nng_aio_set_iov(k->rx_aio, 1, &iov);
+		nng_aio_set_timeout(k->rx_aio, 1000);
+		nng_stream_recv(k->s, k->rx_aio);
+		nng_aio_wait(k->rx_aio);
+		int rv = nng_aio_result(k->rx_aio);
+		size_t n = nng_aio_count(k->rx_aio);
+		if (rv == NNG_ETIMEDOUT && n == 0)
+			continue;
+		if (rv != 0 && n == 0)
+			return rv;
+		if (n == 0)
+			return NNG_ECLOSED;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
 static void conn_fail(efc_client *c, struct conn *k)
 {
 	/* c->mu held: mark dead, fail its requests, detach its watches. */
 	if (k->dead)
 		return;
-	k->dead = 1;
+	__atomic_store_n(&k->dead, 1, __ATOMIC_RELEASE);
 	nng_stream_close(k->s);
+	nng_aio_abort(k->rx_aio, NNG_ECLOSED);
 	if (c->conn == k) {
 		c->conn = NULL;
 		conn_unref(c, k);
@@ -208,7 +240,7 @@ static void *rx_main(void *arg)
 	efc_client *c = k->c;
 	uint8_t hdr[EF_WIRE_HDR_LEN];
 	for (;;) {
-		if (stream_io(k->s, hdr, sizeof hdr, 0) != 0)
+		if (rx_read(k, hdr, sizeof hdr) != 0)
 			break;
 		ef_frame_hdr h;
 		if (ef_decode_header(hdr, sizeof hdr, EF_MAX_RESPONSE_BYTES, &h) != 0)
@@ -217,7 +249,7 @@ static void *rx_main(void *arg)
 		if (!frame)
 			break;
 		memcpy(frame, hdr, sizeof hdr);
-		if (h.body_len && stream_io(k->s, frame + EF_WIRE_HDR_LEN, h.body_len, 0) != 0) {
+		if (h.body_len && rx_read(k, frame + EF_WIRE_HDR_LEN, h.body_len) != 0) {
 			free(frame);
 			break;
 		}
@@ -347,10 +379,16 @@ static struct conn *get_conn(efc_client *c, int64_t deadline)
 		}
 		k->c = c;
 		k->s = s;
+		if (nng_aio_alloc(&k->rx_aio, NULL, NULL) != 0) {
+			nng_stream_free(s);
+			free(k);
+			continue;
+		}
 		pthread_mutex_init(&k->wmu, NULL);
 		k->refs = 2; /* client + rx thread */
 		if (pthread_create(&k->rx, NULL, rx_main, k) != 0) {
 			nng_stream_free(s);
+			nng_aio_free(k->rx_aio);
 			free(k);
 			continue;
 		}
