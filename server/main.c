@@ -209,6 +209,7 @@ int main(int argc, char **argv)
 		node_stop(n);
 		return 1;
 	}
+	gateway_set_limits(o.nc.max_request_bytes, 0);
 	if (o.listen_http && gateway_start(n, o.listen_http, err, sizeof err) != 0) {
 		fprintf(stderr, "etcfsd: %s\n", err);
 		net_stop();
