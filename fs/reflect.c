@@ -449,6 +449,7 @@ static void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 static void resync(struct fs_mount *m)
 {
 	CTR_INC(m, resyncs);
+	fprintf(stderr, "etcfs: watch lost (its revision was compacted): re-reading known files\n");
 	if (m->watch) {
 		efc_watch_stop(m->watch);
 		m->watch = NULL;
