@@ -691,7 +691,9 @@ static int state_read(store *s, MDB_txn *txn, int64_t *rev, int64_t *compact, ui
 	int rc = mdb_get(txn, s->meta, &k, &v);
 
 	if (rc == MDB_NOTFOUND) {
-		*rev = *compact = 0;
+		/* as etcd: an empty store is at revision 1, the first write makes 2 */
+		*rev = 1;
+		*compact = 0;
 		if (applied)
 			*applied = 0;
 		return 0;

@@ -194,36 +194,36 @@ TEST(put_get_versions)
 	ef_kv kv;
 	int64_t t1;
 
-	CHECK_EQ(store_revision(s), 0);
+	CHECK_EQ(store_revision(s), 1); /* empty store: revision 1, as etcd */
 	r = put(s, "a", "1");
 	t1 = NOW;
 	CHECK_EQ(r.type, EF_MSG_PUT_RESP);
-	CHECK_EQ(r.hdr.revision, 1);
+	CHECK_EQ(r.hdr.revision, 2);
 	CHECK(r.u.put_resp.prev_kv == NULL);
 	CHECK_EQ(get_at(s, "a", 0, &kv), 1);
 	CHECK_KV(kv, "a", "1");
-	CHECK_EQ(kv.create_revision, 1);
-	CHECK_EQ(kv.mod_revision, 1);
+	CHECK_EQ(kv.create_revision, 2);
+	CHECK_EQ(kv.mod_revision, 2);
 	CHECK_EQ(kv.version, 1);
 	CHECK_EQ(kv.lease, 0);
 	CHECK_EQ(kv.mod_time_ns, t1);
 
 	r = put(s, "b", "x");
-	CHECK_EQ(r.hdr.revision, 2);
-	r = put(s, "a", "22");
 	CHECK_EQ(r.hdr.revision, 3);
+	r = put(s, "a", "22");
+	CHECK_EQ(r.hdr.revision, 4);
 	CHECK_EQ(get_at(s, "a", 0, &kv), 1);
 	CHECK_KV(kv, "a", "22");
-	CHECK_EQ(kv.create_revision, 1);
-	CHECK_EQ(kv.mod_revision, 3);
+	CHECK_EQ(kv.create_revision, 2);
+	CHECK_EQ(kv.mod_revision, 4);
 	CHECK_EQ(kv.version, 2);
 	CHECK_EQ(kv.mod_time_ns, NOW);
-	CHECK_EQ(store_revision(s), 3);
+	CHECK_EQ(store_revision(s), 4);
 	CHECK_EQ(store_key_count(s), 2);
 	CHECK_EQ(get_at(s, "zz", 0, NULL), 0);
 	/* put of the same value still makes a new revision */
 	r = put(s, "a", "22");
-	CHECK_EQ(r.hdr.revision, 4);
+	CHECK_EQ(r.hdr.revision, 5);
 	CHECK_EQ(get_at(s, "a", 0, &kv), 1);
 	CHECK_EQ(kv.version, 3);
 	done(s);
@@ -241,31 +241,31 @@ TEST(prev_kv_and_ignore_flags)
 	CHECK(r.u.put_resp.prev_kv != NULL);
 	if (r.u.put_resp.prev_kv) {
 		CHECK_KV(*r.u.put_resp.prev_kv, "k", "v1");
-		CHECK_EQ(r.u.put_resp.prev_kv->mod_revision, 1);
+		CHECK_EQ(r.u.put_resp.prev_kv->mod_revision, 2);
 		CHECK_EQ(r.u.put_resp.prev_kv->version, 1);
 	}
 	/* without prev_kv asked: none */
 	r = put_full(s, B("k"), B("v3"), 0, 0, 0, 0);
 	CHECK(r.u.put_resp.prev_kv == NULL);
-	CHECK_EQ(store_revision(s), 3);
+	CHECK_EQ(store_revision(s), 4);
 
 	/* ignore_value on a missing key */
 	r = put_full(s, B("nope"), B(""), 0, 0, 1, 0);
 	CHECK_EQ(err_of(&r), EF_E_NOT_FOUND);
-	CHECK_EQ(r.hdr.revision, 3);
+	CHECK_EQ(r.hdr.revision, 4);
 	/* ignore_value with a value */
 	r = put_full(s, B("k"), B("x"), 0, 0, 1, 0);
 	CHECK_EQ(err_of(&r), EF_E_VALUE_PROVIDED);
 	/* lease not found */
 	r = put_full(s, B("k"), B("x"), 77, 0, 0, 0);
 	CHECK_EQ(err_of(&r), EF_E_LEASE_NOT_FOUND);
-	CHECK_EQ(store_revision(s), 3);
+	CHECK_EQ(store_revision(s), 4);
 
 	CHECK_EQ(lease_grant(s, 77, 60), 0);
 	/* ignore_value keeps the value and attaches the lease */
 	r = put_full(s, B("k"), B(""), 77, 1, 1, 0);
 	CHECK_EQ(err_of(&r), 0);
-	CHECK_EQ(r.hdr.revision, 4);
+	CHECK_EQ(r.hdr.revision, 5);
 	CHECK_EQ(get_at(s, "k", 0, &kv), 1);
 	CHECK_KV(kv, "k", "v3");
 	CHECK_EQ(kv.lease, 77);
@@ -303,15 +303,15 @@ TEST(prev_kv_and_ignore_flags)
 
 static void put_abcde(store *s)
 {
-	put(s, "a", "5");     /* rev 1 */
-	put(s, "b", "4");     /* rev 2 */
-	put(s, "c", "3");     /* rev 3 */
-	put(s, "d", "2");     /* rev 4 */
-	put(s, "e", "1");     /* rev 5 */
-	put(s, "c", "33");    /* rev 6: c version 2 */
-	put(s, "ab", "ab");   /* rev 7 */
-	put(s, "b", "44");    /* rev 8 */
-	put(s, "b", "444");   /* rev 9: b version 3 */
+	put(s, "a", "5");     /* rev 2 */
+	put(s, "b", "4");     /* rev 3 */
+	put(s, "c", "3");     /* rev 4 */
+	put(s, "d", "2");     /* rev 5 */
+	put(s, "e", "1");     /* rev 6 */
+	put(s, "c", "33");    /* rev 7: c version 2 */
+	put(s, "ab", "ab");   /* rev 8 */
+	put(s, "b", "44");    /* rev 9 */
+	put(s, "b", "444");   /* rev 10: b version 3 */
 }
 
 TEST(range_variants)
@@ -376,7 +376,7 @@ TEST(range_variants)
 	if (r.n_kvs == 6) {
 		CHECK_EQ(r.kvs[1].value.n, 0);
 		CHECK_MEM(r.kvs[1].key.p, r.kvs[1].key.n, "ab");
-		CHECK_EQ(r.kvs[1].mod_revision, 7);
+		CHECK_EQ(r.kvs[1].mod_revision, 8);
 	}
 	q.keys_only = 0;
 	q.count_only = 1;
@@ -434,17 +434,17 @@ TEST(range_variants)
 
 	/* min/max filters: count stays the number of keys in range */
 	q = rq("a", (ef_buf){(const uint8_t *)"", 1});
-	q.min_mod_revision = 6;
+	q.min_mod_revision = 7;
 	CHECK_EQ(range(s, &q, &r), 0);
-	CHECK_EQ(r.n_kvs, 3); /* ab(7) b(9) c(6) */
+	CHECK_EQ(r.n_kvs, 3); /* ab(8) b(10) c(7) */
 	CHECK_EQ(r.count, 6);
 	q.min_mod_revision = 0;
-	q.max_mod_revision = 4;
+	q.max_mod_revision = 5;
 	CHECK_EQ(range(s, &q, &r), 0);
-	CHECK_EQ(r.n_kvs, 2); /* a(1) d(4) */
+	CHECK_EQ(r.n_kvs, 2); /* a(2) d(5) */
 	q.max_mod_revision = 0;
-	q.min_create_revision = 3;
-	q.max_create_revision = 5;
+	q.min_create_revision = 4;
+	q.max_create_revision = 6;
 	CHECK_EQ(range(s, &q, &r), 0);
 	CHECK_EQ(r.n_kvs, 3); /* c d e */
 	q.limit = 2;
@@ -468,44 +468,49 @@ TEST(historical_reads)
 	ef_range_resp r;
 	int64_t t2;
 
-	put(s, "a", "1");        /* 1 */
-	put(s, "a", "2");        /* 2 */
+	put(s, "a", "1");        /* 2 */
+	put(s, "a", "2");        /* 3 */
 	t2 = NOW;
-	put(s, "b", "b");        /* 3 */
-	del(s, "a", B(""), 0);   /* 4 */
-	put(s, "a", "3");        /* 5 */
+	put(s, "b", "b");        /* 4 */
+	del(s, "a", B(""), 0);   /* 5 */
+	put(s, "a", "3");        /* 6 */
 
-	CHECK_EQ(get_at(s, "a", 1, &kv), 1);
+	/* revision 1 is the empty store (etcd answers it with no keys) */
+	CHECK_EQ(get_at(s, "a", 1, NULL), 0);
+	CHECK_EQ(get_at(s, "a", 2, &kv), 1);
 	CHECK_KV(kv, "a", "1");
 	CHECK_EQ(kv.version, 1);
-	CHECK_EQ(get_at(s, "a", 2, &kv), 1);
-	CHECK_KV(kv, "a", "2");
-	CHECK_EQ(kv.version, 2);
-	CHECK_EQ(kv.mod_revision, 2);
-	CHECK_EQ(kv.create_revision, 1);
-	CHECK_EQ(kv.mod_time_ns, t2);
 	CHECK_EQ(get_at(s, "a", 3, &kv), 1);
 	CHECK_KV(kv, "a", "2");
-	CHECK_EQ(get_at(s, "a", 4, NULL), 0);
-	CHECK_EQ(get_at(s, "a", 5, &kv), 1);
+	CHECK_EQ(kv.version, 2);
+	CHECK_EQ(kv.mod_revision, 3);
+	CHECK_EQ(kv.create_revision, 2);
+	CHECK_EQ(kv.mod_time_ns, t2);
+	CHECK_EQ(get_at(s, "a", 4, &kv), 1);
+	CHECK_KV(kv, "a", "2");
+	CHECK_EQ(get_at(s, "a", 5, NULL), 0);
+	CHECK_EQ(get_at(s, "a", 6, &kv), 1);
 	CHECK_KV(kv, "a", "3");
 	CHECK_EQ(kv.version, 1); /* re-created: version restarts */
-	CHECK_EQ(kv.create_revision, 5);
-	CHECK_EQ(get_at(s, "b", 2, NULL), 0);
+	CHECK_EQ(kv.create_revision, 6);
+	CHECK_EQ(get_at(s, "b", 3, NULL), 0);
 
 	/* a historical range */
 	q = rq("a", B("z"));
-	q.revision = 3;
+	q.revision = 4;
 	CHECK_EQ(range(s, &q, &r), 0);
 	CHECK_EQ(r.count, 2);
 	if (r.n_kvs == 2) {
 		CHECK_KV(r.kvs[0], "a", "2");
 		CHECK_KV(r.kvs[1], "b", "b");
 	}
-	q.revision = 4;
+	q.revision = 5;
 	CHECK_EQ(range(s, &q, &r), 0);
 	CHECK_EQ(r.count, 1);
-	q.revision = 4;
+	q.revision = 1;
+	CHECK_EQ(range(s, &q, &r), 0);
+	CHECK_EQ(r.count, 0);
+	q.revision = 5;
 	q.limit = 1;
 	q.sort_order = EF_SORT_DESCEND;
 	CHECK_EQ(range(s, &q, &r), 0);
@@ -519,20 +524,20 @@ TEST(delete_variants)
 	ef_msg r;
 	ef_kv kv;
 
-	put_abcde(s); /* rev 9 */
+	put_abcde(s); /* rev 10 */
 	/* delete of nothing: no new revision */
 	r = del(s, "zz", B(""), 0);
 	CHECK_EQ(r.type, EF_MSG_DELETE_RESP);
 	CHECK_EQ(r.u.del_resp.deleted, 0);
-	CHECK_EQ(r.hdr.revision, 9);
-	CHECK_EQ(store_revision(s), 9);
+	CHECK_EQ(r.hdr.revision, 10);
+	CHECK_EQ(store_revision(s), 10);
 	/* single with prev_kv */
 	r = del(s, "d", B(""), 1);
 	CHECK_EQ(r.u.del_resp.deleted, 1);
 	CHECK_EQ(r.u.del_resp.n_prev_kvs, 1);
 	if (r.u.del_resp.n_prev_kvs == 1)
 		CHECK_KV(r.u.del_resp.prev_kvs[0], "d", "2");
-	CHECK_EQ(r.hdr.revision, 10);
+	CHECK_EQ(r.hdr.revision, 11);
 	CHECK_EQ(get_at(s, "d", 0, NULL), 0);
 	/* range [a, b): a and ab, one revision */
 	r = del(s, "a", B("b"), 1);
@@ -542,16 +547,16 @@ TEST(delete_variants)
 		CHECK_KV(r.u.del_resp.prev_kvs[0], "a", "5");
 		CHECK_KV(r.u.del_resp.prev_kvs[1], "ab", "ab");
 	}
-	CHECK_EQ(r.hdr.revision, 11);
+	CHECK_EQ(r.hdr.revision, 12);
 	CHECK_EQ(get_at(s, "b", 0, &kv), 1);
 	/* from-key "c": c and e */
 	r = del(s, "c", (ef_buf){(const uint8_t *)"", 1}, 0);
 	CHECK_EQ(r.u.del_resp.deleted, 2);
 	CHECK_EQ(r.u.del_resp.n_prev_kvs, 0);
-	CHECK_EQ(r.hdr.revision, 12);
+	CHECK_EQ(r.hdr.revision, 13);
 	CHECK_EQ(store_key_count(s), 1);
 	/* the old state is still readable */
-	CHECK_EQ(get_at(s, "e", 11, &kv), 1);
+	CHECK_EQ(get_at(s, "e", 12, &kv), 1);
 	CHECK_KV(kv, "e", "1");
 	/* empty key */
 	r = del(s, "", B(""), 0);
@@ -612,9 +617,9 @@ TEST(txn_compares)
 	ef_kv kv;
 
 	CHECK_EQ(lease_grant(s, 5, 10), 0);
-	put(s, "k", "m");         /* 1: create 1 */
-	put(s, "k", "m");         /* 2: version 2, mod 2 */
-	put_full(s, B("l"), B("v"), 5, 0, 0, 0); /* 3 */
+	put(s, "k", "m");         /* 2: create 2 */
+	put(s, "k", "m");         /* 3: version 2, mod 3 */
+	put_full(s, B("l"), B("v"), 5, 0, 0, 0); /* 4 */
 
 	/* version */
 	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_VERSION, EF_CMP_EQUAL, 2)), 1);
@@ -630,15 +635,15 @@ TEST(txn_compares)
 	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_VERSION, EF_CMP_LESS, 3)), 1);
 	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_VERSION, EF_CMP_LESS, 2)), 0);
 	/* create */
-	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_CREATE, EF_CMP_EQUAL, 1)), 1);
-	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_CREATE, EF_CMP_GREATER, 1)), 0);
-	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_CREATE, EF_CMP_LESS, 2)), 1);
-	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_CREATE, EF_CMP_NOT_EQUAL, 1)), 0);
+	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_CREATE, EF_CMP_EQUAL, 2)), 1);
+	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_CREATE, EF_CMP_GREATER, 2)), 0);
+	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_CREATE, EF_CMP_LESS, 3)), 1);
+	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_CREATE, EF_CMP_NOT_EQUAL, 2)), 0);
 	/* mod */
-	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_MOD, EF_CMP_EQUAL, 2)), 1);
-	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_MOD, EF_CMP_LESS, 2)), 0);
-	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_MOD, EF_CMP_GREATER, 1)), 1);
-	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_MOD, EF_CMP_NOT_EQUAL, 2)), 0);
+	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_MOD, EF_CMP_EQUAL, 3)), 1);
+	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_MOD, EF_CMP_LESS, 3)), 0);
+	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_MOD, EF_CMP_GREATER, 2)), 1);
+	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_MOD, EF_CMP_NOT_EQUAL, 3)), 0);
 	/* lease */
 	CHECK_EQ(txn_cmp(s, cmpn("l", EF_CMP_LEASE, EF_CMP_EQUAL, 5)), 1);
 	CHECK_EQ(txn_cmp(s, cmpn("k", EF_CMP_LEASE, EF_CMP_EQUAL, 0)), 1);
@@ -682,7 +687,7 @@ TEST(txn_ops_one_revision)
 	store_events ev = {A, NULL, 0, 0};
 	ef_kv kv;
 
-	put(s, "x", "old"); /* 1 */
+	put(s, "x", "old"); /* 2 */
 	memset(ops, 0, sizeof(ops));
 	ops[0].type = EF_OP_PUT;
 	ops[0].u.put.key = B("a");
@@ -703,8 +708,8 @@ TEST(txn_ops_one_revision)
 	r = apply_ev(s, &m, &ev);
 	CHECK_EQ(r.type, EF_MSG_TXN_RESP);
 	CHECK_EQ(r.u.txn_resp.succeeded, 1);
-	CHECK_EQ(r.hdr.revision, 2);
-	CHECK_EQ(store_revision(s), 2);
+	CHECK_EQ(r.hdr.revision, 3);
+	CHECK_EQ(store_revision(s), 3);
 	CHECK_EQ(r.u.txn_resp.n_responses, 4);
 	if (r.u.txn_resp.n_responses == 4) {
 		ef_range_resp *r1 = &r.u.txn_resp.responses[1].u.range;
@@ -714,34 +719,34 @@ TEST(txn_ops_one_revision)
 		CHECK_EQ(r1->count, 2); /* sees the txn's own put */
 		if (r1->n_kvs == 2) {
 			CHECK_KV(r1->kvs[0], "a", "1");
-			CHECK_EQ(r1->kvs[0].mod_revision, 2);
+			CHECK_EQ(r1->kvs[0].mod_revision, 3);
 		}
 		CHECK_EQ(r.u.txn_resp.responses[2].u.del.deleted, 1);
 		CHECK_EQ(r3->count, 1); /* and its own delete */
 	}
-	/* events: put a, delete x, both at revision 2 */
+	/* events: put a, delete x, both at revision 3 */
 	CHECK_EQ(ev.n, 2);
 	if (ev.n == 2) {
 		CHECK_EQ(ev.ev[0].type, EF_EVENT_PUT);
-		CHECK_EQ(ev.ev[0].kv.mod_revision, 2);
+		CHECK_EQ(ev.ev[0].kv.mod_revision, 3);
 		CHECK_EQ(ev.ev[1].type, EF_EVENT_DELETE);
-		CHECK_EQ(ev.ev[1].kv.mod_revision, 2);
+		CHECK_EQ(ev.ev[1].kv.mod_revision, 3);
 		CHECK(ev.ev[1].prev_kv != NULL);
 	}
 	CHECK_EQ(get_at(s, "a", 0, &kv), 1);
-	CHECK_EQ(get_at(s, "x", 1, &kv), 1);
-	CHECK_EQ(get_at(s, "x", 2, NULL), 0);
+	CHECK_EQ(get_at(s, "x", 2, &kv), 1);
+	CHECK_EQ(get_at(s, "x", 3, NULL), 0);
 
 	/* a txn that changes nothing does not bump the revision */
 	m.u.txn.success = &ops[1];
 	m.u.txn.n_success = 1;
 	r = apply(s, &m);
 	CHECK_EQ(r.type, EF_MSG_TXN_RESP);
-	CHECK_EQ(r.hdr.revision, 2);
+	CHECK_EQ(r.hdr.revision, 3);
 	m.u.txn.n_success = 0;
 	r = apply(s, &m);
-	CHECK_EQ(r.hdr.revision, 2);
-	CHECK_EQ(store_revision(s), 2);
+	CHECK_EQ(r.hdr.revision, 3);
+	CHECK_EQ(store_revision(s), 3);
 	done(s);
 }
 
@@ -787,7 +792,7 @@ TEST(limits)
 	ops[1].u.put.key = B("q");
 	r = apply(s, &m);
 	CHECK_EQ(err_of(&r), 0);
-	CHECK_EQ(store_revision(s), 2);
+	CHECK_EQ(store_revision(s), 3);
 	ops[1].type = EF_OP_DELETE;
 	memset(&ops[1].u, 0, sizeof(ops[1].u));
 	ops[1].u.del.key = B("a");
@@ -859,12 +864,12 @@ TEST(request_error_rolls_back)
 	CHECK_EQ(r.type, EF_MSG_ERROR);
 	CHECK_EQ(r.u.error.code, EF_E_LEASE_NOT_FOUND);
 	CHECK_MEM(r.u.error.message.p, r.u.error.message.n, "etcdserver: requested lease not found");
-	CHECK_EQ(r.hdr.revision, 0);
+	CHECK_EQ(r.hdr.revision, 1);
 	CHECK_EQ(ev.n, 0);
 	ops[1].u.put.lease = 0;
 	CHECK_EQ(store_apply(s, 2, &m, &r, A, &ev), 0);
 	CHECK_EQ(r.type, EF_MSG_TXN_RESP);
-	CHECK_EQ(r.hdr.revision, 1);
+	CHECK_EQ(r.hdr.revision, 2);
 	CHECK_EQ(ev.n, 2);
 	/* not visible to readers before commit */
 	CHECK_EQ(get_at(s, "a", 0, NULL), 0);
@@ -876,12 +881,12 @@ TEST(request_error_rolls_back)
 	m.u.txn.n_success = 1;
 	ops[0].u.put.value = B("2");
 	CHECK_EQ(store_apply(s, 3, &m, &r, A, NULL), 0);
-	CHECK_EQ(r.hdr.revision, 2);
+	CHECK_EQ(r.hdr.revision, 3);
 	store_abort(s);
-	CHECK_EQ(store_revision(s), 1);
+	CHECK_EQ(store_revision(s), 2);
 	CHECK_EQ(store_applied_index(s), 7);
 	r = put(s, "a", "3");
-	CHECK_EQ(r.hdr.revision, 2);
+	CHECK_EQ(r.hdr.revision, 3);
 	done(s);
 }
 
@@ -907,75 +912,77 @@ TEST(compaction)
 	ef_range_req q;
 	ef_range_resp r;
 
-	put(s, "a", "1");        /* 1 */
-	put(s, "a", "2");        /* 2 */
-	put(s, "b", "1");        /* 3 */
-	del(s, "b", B(""), 0);   /* 4 */
-	put(s, "c", "1");        /* 5 */
-	put(s, "a", "3");        /* 6 */
-	del(s, "c", B(""), 0);   /* 7 */
-	put(s, "d", "1");        /* 8 */
+	put(s, "a", "1");        /* 2 */
+	put(s, "a", "2");        /* 3 */
+	put(s, "b", "1");        /* 4 */
+	del(s, "b", B(""), 0);   /* 5 */
+	put(s, "c", "1");        /* 6 */
+	put(s, "a", "3");        /* 7 */
+	del(s, "c", B(""), 0);   /* 8 */
+	put(s, "d", "1");        /* 9 */
 
-	CHECK_EQ(compact(s, 9), EF_E_FUTURE_REV);
-	CHECK_EQ(compact(s, 5), 0);
-	CHECK_EQ(store_compact_revision(s), 5);
-	CHECK_EQ(store_revision(s), 8); /* compaction makes no revision */
+	CHECK_EQ(compact(s, 10), EF_E_FUTURE_REV);
+	CHECK_EQ(compact(s, 6), 0);
+	CHECK_EQ(store_compact_revision(s), 6);
+	CHECK_EQ(store_revision(s), 9); /* compaction makes no revision */
+	CHECK_EQ(compact(s, 6), EF_E_COMPACTED);
 	CHECK_EQ(compact(s, 5), EF_E_COMPACTED);
-	CHECK_EQ(compact(s, 4), EF_E_COMPACTED);
+	CHECK_EQ(compact(s, 1), EF_E_COMPACTED);
 
-	CHECK_EQ(get_at(s, "a", 4, NULL), -EF_E_COMPACTED);
+	CHECK_EQ(get_at(s, "a", 5, NULL), -EF_E_COMPACTED);
+	CHECK_EQ(get_at(s, "a", 2, NULL), -EF_E_COMPACTED);
 	CHECK_EQ(get_at(s, "a", 1, NULL), -EF_E_COMPACTED);
-	/* at the compact revision: the state as of 5 */
-	CHECK_EQ(get_at(s, "a", 5, &kv), 1);
+	/* at the compact revision: the state as of 6 */
+	CHECK_EQ(get_at(s, "a", 6, &kv), 1);
 	CHECK_KV(kv, "a", "2");
 	CHECK_EQ(kv.version, 2);
-	CHECK_EQ(kv.create_revision, 1);
-	CHECK_EQ(get_at(s, "b", 5, NULL), 0);
-	CHECK_EQ(get_at(s, "c", 5, &kv), 1);
+	CHECK_EQ(kv.create_revision, 2);
+	CHECK_EQ(get_at(s, "b", 6, NULL), 0);
 	CHECK_EQ(get_at(s, "c", 6, &kv), 1);
-	CHECK_EQ(get_at(s, "c", 7, NULL), 0);
-	CHECK_EQ(get_at(s, "a", 6, &kv), 1);
+	CHECK_EQ(get_at(s, "c", 7, &kv), 1);
+	CHECK_EQ(get_at(s, "c", 8, NULL), 0);
+	CHECK_EQ(get_at(s, "a", 7, &kv), 1);
 	CHECK_KV(kv, "a", "3");
 	q = rq("a", (ef_buf){(const uint8_t *)"", 1});
-	q.revision = 5;
+	q.revision = 6;
 	CHECK_EQ(range(s, &q, &r), 0);
 	CHECK_EQ(r.count, 2); /* a, c */
 
-	/* history below is gone: events since 5 fail, since 6 work */
-	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 5, 100, 1, &ev,
+	/* history below is gone: events since 6 fail, since 7 work */
+	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 6, 100, 1, &ev,
 				    &next),
 		 EF_E_COMPACTED);
-	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 6, 100, 1, &ev,
+	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 7, 100, 1, &ev,
 				    &next),
 		 0);
 	CHECK_EQ(ev.n, 3);
-	CHECK_EQ(next, 9);
+	CHECK_EQ(next, 10);
 	if (ev.n == 3) {
-		/* prev of a@6 is the kept a@2 */
+		/* prev of a@7 is the kept a@3 */
 		CHECK(ev.ev[0].prev_kv != NULL);
 		if (ev.ev[0].prev_kv)
-			CHECK_EQ(ev.ev[0].prev_kv->mod_revision, 2);
+			CHECK_EQ(ev.ev[0].prev_kv->mod_revision, 3);
 	}
 	/* second compaction drops what the first kept */
-	CHECK_EQ(compact(s, 8), 0);
-	CHECK_EQ(get_at(s, "a", 7, NULL), -EF_E_COMPACTED);
-	CHECK_EQ(get_at(s, "a", 8, &kv), 1);
+	CHECK_EQ(compact(s, 9), 0);
+	CHECK_EQ(get_at(s, "a", 8, NULL), -EF_E_COMPACTED);
+	CHECK_EQ(get_at(s, "a", 9, &kv), 1);
 	CHECK_KV(kv, "a", "3");
-	CHECK_EQ(get_at(s, "c", 8, NULL), 0);
-	q.revision = 8;
+	CHECK_EQ(get_at(s, "c", 9, NULL), 0);
+	q.revision = 9;
 	CHECK_EQ(range(s, &q, &r), 0);
 	CHECK_EQ(r.count, 2); /* a, d */
 	ev.n = 0;
-	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 9, 100, 1, &ev,
+	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 10, 100, 1, &ev,
 				    &next),
 		 0);
 	CHECK_EQ(ev.n, 0);
-	CHECK_EQ(next, 9);
+	CHECK_EQ(next, 10);
 	/* writing after compaction still keeps versions right */
 	put(s, "a", "4");
 	CHECK_EQ(get_at(s, "a", 0, &kv), 1);
 	CHECK_EQ(kv.version, 4);
-	CHECK_EQ(get_at(s, "a", 8, &kv), 1);
+	CHECK_EQ(get_at(s, "a", 9, &kv), 1);
 	CHECK_KV(kv, "a", "3");
 	done(s);
 }
@@ -1026,7 +1033,7 @@ TEST(leases)
 	CHECK_EQ(lease_grant(s, 3, 5), 0);
 	CHECK_EQ(lease_grant(s, 3000000000000LL, 5), 0);
 	CHECK_EQ(lease_grant(s, 4, 9000000001LL), EF_E_LEASE_TTL_TOO_LARGE);
-	CHECK_EQ(store_revision(s), 0); /* leases make no revision */
+	CHECK_EQ(store_revision(s), 1); /* leases make no revision */
 	CHECK_EQ(store_lease_list(s, &list, &n), 0);
 	CHECK_EQ(n, 3);
 	if (n == 3) {
@@ -1115,14 +1122,14 @@ TEST(apply_events)
 		CHECK_KV(ev.ev[0].kv, "k", "v1");
 		CHECK_EQ(ev.ev[0].kv.version, 1);
 		CHECK(ev.ev[0].prev_kv == NULL);
-		CHECK_EQ(ev.ev[1].kv.mod_revision, 2);
-		CHECK_EQ(ev.ev[1].kv.create_revision, 1);
+		CHECK_EQ(ev.ev[1].kv.mod_revision, 3);
+		CHECK_EQ(ev.ev[1].kv.create_revision, 2);
 		CHECK(ev.ev[1].prev_kv != NULL);
 		if (ev.ev[1].prev_kv)
 			CHECK_KV(*ev.ev[1].prev_kv, "k", "v1");
 		CHECK_EQ(ev.ev[2].type, EF_EVENT_DELETE);
 		CHECK_MEM(ev.ev[2].kv.key.p, ev.ev[2].kv.key.n, "k");
-		CHECK_EQ(ev.ev[2].kv.mod_revision, 3);
+		CHECK_EQ(ev.ev[2].kv.mod_revision, 4);
 		CHECK_EQ(ev.ev[2].kv.version, 0);
 		CHECK(ev.ev[2].prev_kv != NULL);
 		if (ev.ev[2].prev_kv)
@@ -1155,8 +1162,8 @@ TEST(events_since)
 	ef_msg m;
 	ef_buf all = {(const uint8_t *)"", 1};
 
-	put(s, "a", "1");      /* 1 */
-	put(s, "b", "1");      /* 2 */
+	put(s, "a", "1");      /* 2 */
+	put(s, "b", "1");      /* 3 */
 	memset(ops, 0, sizeof(ops));
 	ops[0].type = ops[1].type = ops[2].type = EF_OP_PUT;
 	ops[0].u.put.key = B("a");
@@ -1166,48 +1173,55 @@ TEST(events_since)
 	m.type = EF_MSG_TXN;
 	m.u.txn.success = ops;
 	m.u.txn.n_success = 3;
-	apply(s, &m);          /* 3: a, b, c */
-	del(s, "a", B(""), 0); /* 4 */
-	put(s, "zz", "1");     /* 5 */
+	apply(s, &m);          /* 4: a, b, c */
+	del(s, "a", B(""), 0); /* 5 */
+	put(s, "zz", "1");     /* 6 */
 
-	CHECK_EQ(store_events_since(s, B("a"), all, 1, 0, 0, &ev, &next), 0);
+	CHECK_EQ(store_events_since(s, B("a"), all, 2, 0, 0, &ev, &next), 0);
 	CHECK_EQ(ev.n, 7);
-	CHECK_EQ(next, 6);
+	CHECK_EQ(next, 7);
 	if (ev.n == 7) {
 		CHECK_EQ(ev.ev[5].type, EF_EVENT_DELETE);
-		CHECK_EQ(ev.ev[5].kv.mod_revision, 4);
+		CHECK_EQ(ev.ev[5].kv.mod_revision, 5);
 		CHECK(ev.ev[5].prev_kv == NULL); /* not asked */
 	}
+	/* revision 1 (the empty store) has no events: since 1 is since 2 */
+	ev.n = 0;
+	CHECK_EQ(store_events_since(s, B("a"), all, 1, 0, 0, &ev, &next), 0);
+	CHECK_EQ(ev.n, 7);
+	CHECK_EQ(next, 7);
+	if (ev.n == 7)
+		CHECK_EQ(ev.ev[0].kv.mod_revision, 2);
 	/* only key a, with prev */
 	ev.n = 0;
-	CHECK_EQ(store_events_since(s, B("a"), B(""), 2, 0, 1, &ev, &next), 0);
+	CHECK_EQ(store_events_since(s, B("a"), B(""), 3, 0, 1, &ev, &next), 0);
 	CHECK_EQ(ev.n, 2);
 	if (ev.n == 2) {
-		CHECK_EQ(ev.ev[0].kv.mod_revision, 3);
-		CHECK(ev.ev[0].prev_kv && ev.ev[0].prev_kv->mod_revision == 1);
-		CHECK(ev.ev[1].prev_kv && ev.ev[1].prev_kv->mod_revision == 3);
+		CHECK_EQ(ev.ev[0].kv.mod_revision, 4);
+		CHECK(ev.ev[0].prev_kv && ev.ev[0].prev_kv->mod_revision == 2);
+		CHECK(ev.ev[1].prev_kv && ev.ev[1].prev_kv->mod_revision == 4);
 	}
 	/* range [b, c] */
 	ev.n = 0;
-	CHECK_EQ(store_events_since(s, B("b"), B("d"), 1, 0, 0, &ev, &next), 0);
+	CHECK_EQ(store_events_since(s, B("b"), B("d"), 2, 0, 0, &ev, &next), 0);
 	CHECK_EQ(ev.n, 3);
 	/* max: whole revisions only */
 	ev.n = 0;
-	CHECK_EQ(store_events_since(s, B("a"), all, 1, 3, 0, &ev, &next), 0);
-	CHECK_EQ(ev.n, 2); /* revs 1, 2; revision 3 (3 events) does not fit */
-	CHECK_EQ(next, 3);
-	ev.n = 0;
-	CHECK_EQ(store_events_since(s, B("a"), all, 3, 2, 0, &ev, &next), 0);
-	CHECK_EQ(ev.n, 3); /* one revision alone bigger than max: whole */
+	CHECK_EQ(store_events_since(s, B("a"), all, 2, 3, 0, &ev, &next), 0);
+	CHECK_EQ(ev.n, 2); /* revs 2, 3; revision 4 (3 events) does not fit */
 	CHECK_EQ(next, 4);
 	ev.n = 0;
-	CHECK_EQ(store_events_since(s, B("a"), all, 4, 1, 0, &ev, &next), 0);
-	CHECK_EQ(ev.n, 1);
+	CHECK_EQ(store_events_since(s, B("a"), all, 4, 2, 0, &ev, &next), 0);
+	CHECK_EQ(ev.n, 3); /* one revision alone bigger than max: whole */
 	CHECK_EQ(next, 5);
 	ev.n = 0;
-	CHECK_EQ(store_events_since(s, B("a"), all, 6, 10, 0, &ev, &next), 0);
-	CHECK_EQ(ev.n, 0);
+	CHECK_EQ(store_events_since(s, B("a"), all, 5, 1, 0, &ev, &next), 0);
+	CHECK_EQ(ev.n, 1);
 	CHECK_EQ(next, 6);
+	ev.n = 0;
+	CHECK_EQ(store_events_since(s, B("a"), all, 7, 10, 0, &ev, &next), 0);
+	CHECK_EQ(ev.n, 0);
+	CHECK_EQ(next, 7);
 	done(s);
 }
 
@@ -1219,7 +1233,7 @@ TEST(persist_reopen)
 
 	put(s, "a", "1");
 	put(s, "b", "2");
-	CHECK_EQ(compact(s, 1), 0);
+	CHECK_EQ(compact(s, 2), 0);
 	CHECK_EQ(store_begin(s), 0);
 	CHECK_EQ(store_meta_put(s, "members", "m1,m2", 5), 0);
 	CHECK_EQ(store_meta_get(s, "members", &v, A), 0); /* the batch sees its own write */
@@ -1233,8 +1247,8 @@ TEST(persist_reopen)
 	if (!s)
 		return;
 	CHECK_EQ(store_applied_index(s), 42);
-	CHECK_EQ(store_revision(s), 2);
-	CHECK_EQ(store_compact_revision(s), 1);
+	CHECK_EQ(store_revision(s), 3);
+	CHECK_EQ(store_compact_revision(s), 2);
 	CHECK_EQ(get_at(s, "b", 0, &kv), 1);
 	CHECK_KV(kv, "b", "2");
 	CHECK_EQ(store_meta_get(s, "members", &v, A), 0);
@@ -1284,17 +1298,17 @@ TEST(snapshot_round_trip)
 		CHECK_EQ(store_commit(t, 5), 0);
 		CHECK_EQ(store_snapshot_install(t, snap), 0);
 		CHECK_EQ(store_applied_index(t), 100);
-		CHECK_EQ(store_revision(t), 3);
+		CHECK_EQ(store_revision(t), 4);
 		CHECK_EQ(get_at(t, "zzz", 0, NULL), 0);
 		CHECK_EQ(get_at(t, "a", 0, &kv), 1);
 		CHECK_KV(kv, "a", "3");
-		CHECK_EQ(get_at(t, "a", 1, &kv), 1);
+		CHECK_EQ(get_at(t, "a", 2, &kv), 1);
 		CHECK_KV(kv, "a", "1");
 		CHECK_EQ(store_lease_get(t, 9, &l, NULL, NULL, A), 0);
 		CHECK_EQ(l.ttl, 60);
 		/* and it keeps working */
 		put(t, "c", "4");
-		CHECK_EQ(store_revision(t), 4);
+		CHECK_EQ(store_revision(t), 5);
 		store_close(t);
 	}
 	unlink(snap);
@@ -1354,7 +1368,7 @@ TEST(large_values_compressed)
 	CHECK_EQ(get_at(s, "big", 0, &kv), 1);
 	CHECK(kv.value.n == n && memcmp(kv.value.p, big, n) == 0);
 	put(s, "big", "small");
-	CHECK_EQ(get_at(s, "big", 1, &kv), 1);
+	CHECK_EQ(get_at(s, "big", 2, &kv), 1);
 	CHECK(kv.value.n == n && memcmp(kv.value.p, big, n) == 0);
 	/* compressed values compare on their plain bytes */
 	c = cmpv("big2", EF_CMP_EQUAL, big);
@@ -1401,7 +1415,7 @@ TEST(no_space)
 	CHECK(got);
 	/* the store stays usable and unchanged by the failed request */
 	CHECK_EQ(get_at(s, "first", 0, &kv), 1);
-	CHECK_EQ(store_revision(s), i); /* 1 + (i - 1) successful puts */
+	CHECK_EQ(store_revision(s), i + 1); /* 1 (empty store) + i successful puts */
 	r = del(s, "k", (ef_buf){(const uint8_t *)"", 1}, 0);
 	CHECK_EQ(err_of(&r), 0);
 	CHECK(r.u.del_resp.deleted >= 1);
@@ -1438,7 +1452,7 @@ static void mkey(int i, char *k)
 TEST(model_random)
 {
 	store *s = fresh();
-	int64_t rev = 0, compact_rev = 0;
+	int64_t rev = 1, compact_rev = 0; /* a fresh store is at revision 1 (etcd) */
 	int step, i;
 	unsigned seed = 12345;
 
@@ -1694,7 +1708,7 @@ TEST(concurrent_readers)
 		CHECK_EQ(ra[i].failures, 0);
 		CHECK(ra[i].reads > 10);
 	}
-	CHECK_EQ(store_revision(s), 1500);
+	CHECK_EQ(store_revision(s), 1501); /* 1 (empty) + 300 rounds of 5 puts */
 	unlink(snap);
 	done(s);
 }
@@ -1706,7 +1720,7 @@ TEST(txn_future_range)
 	ef_op ops[2];
 	ef_msg m, r;
 
-	put(s, "a", "1"); /* 1 */
+	put(s, "a", "1"); /* 2 */
 	memset(ops, 0, sizeof(ops));
 	ops[0].type = EF_OP_PUT;
 	ops[0].u.put.key = B("b");
@@ -1714,25 +1728,25 @@ TEST(txn_future_range)
 	ops[1].type = EF_OP_RANGE;
 	ops[1].u.range.key = B("a");
 	ops[1].u.range.range_end = B("z");
-	ops[1].u.range.revision = 2;
+	ops[1].u.range.revision = 3;
 	memset(&m, 0, sizeof(m));
 	m.type = EF_MSG_TXN;
 	m.u.txn.success = ops;
 	m.u.txn.n_success = 2;
 	r = apply(s, &m);
 	CHECK_EQ(err_of(&r), 0);
-	CHECK_EQ(r.hdr.revision, 2);
+	CHECK_EQ(r.hdr.revision, 3);
 	if (r.type == EF_MSG_TXN_RESP && r.u.txn_resp.n_responses == 2)
 		CHECK_EQ(r.u.txn_resp.responses[1].u.range.count, 2);
-	/* range first: revision 3 does not exist yet */
+	/* range first: revision 4 does not exist yet */
 	ops[0] = ops[1];
-	ops[0].u.range.revision = 3;
+	ops[0].u.range.revision = 4;
 	ops[1].type = EF_OP_PUT;
 	memset(&ops[1].u, 0, sizeof(ops[1].u));
 	ops[1].u.put.key = B("c");
 	r = apply(s, &m);
 	CHECK_EQ(err_of(&r), EF_E_FUTURE_REV);
-	CHECK_EQ(store_revision(s), 2);
+	CHECK_EQ(store_revision(s), 3);
 	CHECK_EQ(get_at(s, "c", 0, NULL), 0);
 	/* a delete that deletes nothing creates no revision to read ... */
 	ops[0].type = EF_OP_DELETE;
@@ -1741,14 +1755,14 @@ TEST(txn_future_range)
 	ops[1].type = EF_OP_RANGE;
 	memset(&ops[1].u, 0, sizeof(ops[1].u));
 	ops[1].u.range.key = B("a");
-	ops[1].u.range.revision = 3;
+	ops[1].u.range.revision = 4;
 	r = apply(s, &m);
 	CHECK_EQ(err_of(&r), EF_E_FUTURE_REV);
 	/* ... one that deletes does */
 	ops[0].u.del.key = B("b");
 	r = apply(s, &m);
 	CHECK_EQ(err_of(&r), 0);
-	CHECK_EQ(r.hdr.revision, 3);
+	CHECK_EQ(r.hdr.revision, 4);
 	/* ignore_value on a missing key after a put: nothing of the txn stays */
 	ops[0].type = EF_OP_PUT;
 	memset(&ops[0].u, 0, sizeof(ops[0].u));
@@ -1760,7 +1774,7 @@ TEST(txn_future_range)
 	ops[1].u.put.ignore_value = 1;
 	r = apply(s, &m);
 	CHECK_EQ(err_of(&r), EF_E_NOT_FOUND);
-	CHECK_EQ(store_revision(s), 3);
+	CHECK_EQ(store_revision(s), 4);
 	CHECK_EQ(get_at(s, "x", 0, NULL), 0);
 	done(s);
 }
