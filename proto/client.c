@@ -108,6 +108,7 @@ struct conn {
 	pthread_mutex_t wmu; /* serialises frame writes */
 	pthread_t rx;
 	nng_aio *rx_aio;     /* the receive thread's; conn_fail aborts it */
+	int ep;              /* index of the endpoint it is connected to */
 	int dead;            /* under c->mu (read racily by rx, which re-checks every second) */
 	int refs;            /* under c->mu: client + rx thread + callers in flight */
 };
@@ -379,6 +380,7 @@ static struct conn *get_conn(efc_client *c, int64_t deadline)
 		}
 		k->c = c;
 		k->s = s;
+		k->ep = idx;
 		if (nng_aio_alloc(&k->rx_aio, NULL, NULL) != 0) {
 			nng_stream_free(s);
 			free(k);
@@ -403,11 +405,18 @@ static struct conn *get_conn(efc_client *c, int64_t deadline)
 static void failover(efc_client *c, struct conn *k)
 {
 	pthread_mutex_lock(&c->mu);
-	if (c->conn == k) {
+	if (c->cur == k->ep) {
 		c->cur = (c->cur + 1) % c->n_eps;
 		c->failovers++;
-		conn_fail(c, k);
 	}
+	conn_fail(c, k);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void conn_release(efc_client *c, struct conn *k)
+{
+	pthread_mutex_lock(&c->mu);
+	conn_unref(c, k);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -503,8 +512,8 @@ int efc_call(efc_client *c, const ef_msg *req, ef_msg *resp, ef_arena *a)
 				break;
 			}
 		int done = p.done;
-		conn_unref(c, k);
 		pthread_mutex_unlock(&c->mu);
+		/* k stays referenced until the end of this attempt (failover uses it) */
 		pthread_cond_destroy(&p.cv);
 
 		if (done == 1) {
@@ -513,16 +522,19 @@ int efc_call(efc_client *c, const ef_msg *req, ef_msg *resp, ef_arena *a)
 			if (!copy) {
 				ef_wbuf_free(&wb);
 				set_err(EF_E_NOMEM, NULL);
+				conn_release(c, k);
 				return EF_E_NOMEM;
 			}
 			rv = ef_decode(copy, p.len, EF_MAX_RESPONSE_BYTES, a, resp);
 			if (rv != 0) {
 				ef_wbuf_free(&wb);
 				set_err(rv, "malformed response from server");
+				conn_release(c, k);
 				return rv;
 			}
 			if (resp->type != EF_MSG_ERROR) {
 				ef_wbuf_free(&wb);
+				conn_release(c, k);
 				return 0;
 			}
 			int code = (int)resp->u.error.code;
@@ -534,6 +546,7 @@ int efc_call(efc_client *c, const ef_msg *req, ef_msg *resp, ef_arena *a)
 				nanosleep(&ts, NULL);
 				if (attempt % 3 == 2)
 					failover(c, k);
+				conn_release(c, k);
 				continue;
 			}
 			ef_wbuf_free(&wb);
@@ -547,26 +560,31 @@ int efc_call(efc_client *c, const ef_msg *req, ef_msg *resp, ef_arena *a)
 				code = EF_E_OUTCOME_UNKNOWN;
 			}
 			set_err(code, msg);
+			conn_release(c, k);
 			return code;
 		}
 		if (done == 2 && (!sent || ro)) {
 			/* not written, or safe to repeat: try the next endpoint */
 			failover(c, k);
+			conn_release(c, k);
 			continue;
 		}
 		ef_wbuf_free(&wb);
 		if (done == 0 && !sent) {
 			set_err(EF_E_UNAVAILABLE, NULL);
+			conn_release(c, k);
 			return EF_E_UNAVAILABLE;
 		}
 		if (ro) {
 			set_err(EF_E_TIMEOUT, NULL);
+			conn_release(c, k);
 			return EF_E_TIMEOUT;
 		}
 		set_err(EF_E_OUTCOME_UNKNOWN, done == 2 ? "request sent but the connection broke before "
 							  "the reply: outcome unknown"
 							: "request sent but no reply within the command "
 							  "timeout: outcome unknown");
+		conn_release(c, k);
 		return EF_E_OUTCOME_UNKNOWN;
 	}
 }
