@@ -75,6 +75,9 @@ struct fs_inode {
 	 * local writer is open; anyone else does direct I/O from its own
 	 * snapshot, so no read can mix two revisions. */
 	int nlate;               /* handles closed with an unstored O_TRUNC, awaiting release */
+	struct fs_handle *fresh; /* writable handles just opened, nothing written yet (list
+				    by fnext): the kernel's O_TRUNC SETATTR, which carries no
+				    handle, applies to the one its thread opened */
 	int npc;                 /* open handles using the page cache */
 	int nwriters;            /* open writable handles (always direct I/O) */
 	uint64_t cache_size;     /* size of the value at cache_rev: st_size while npc > 0 */
@@ -95,6 +98,8 @@ struct fs_handle {
 	int err;                 /* sticky: a write failed (EFBIG), nothing is committed */
 	int pc;                  /* counted in in->npc */
 	int late;                /* counted in in->nlate */
+	pid_t tid;               /* thread that opened it */
+	struct fs_handle *fnext; /* in->fresh list, under m->mu */
 	int wcounted;            /* counted in in->nwriters */
 };
 
@@ -245,6 +250,8 @@ int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializab
  * *first_is_marker tells if the prefix key itself exists. */
 int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int serializable,
 		       const uint8_t *skip, uint32_t skiplen, int *nonempty);
+/* Number of keys with this prefix (linearizable). */
+int kv_prefix_count(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int64_t *count);
 /* Own-write bracket: kv_own_begin before sending, kv_own_end with the
  * committed revision (0 when it failed). */
 uint64_t kv_own_begin(struct fs_mount *m);

@@ -61,6 +61,22 @@ int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, in
 	return rv;
 }
 
+int kv_prefix_count(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int64_t *count)
+{
+	ef_arena *a = ef_arena_new();
+	if (!a)
+		return EF_E_NOMEM;
+	ef_msg req = {.type = EF_MSG_RANGE}, resp;
+	req.u.range.key = (ef_buf){pfx, plen};
+	req.u.range.range_end = ef_prefix_end(a, (ef_buf){pfx, plen});
+	req.u.range.count_only = 1;
+	int rv = efc_call(m->c, &req, &resp, a);
+	if (rv == 0)
+		*count = resp.u.range_resp.count;
+	ef_arena_free(a);
+	return rv;
+}
+
 uint64_t kv_own_begin(struct fs_mount *m)
 {
 	pthread_mutex_lock(&m->mu);

@@ -474,6 +474,23 @@ static int buf_resize(struct fs_handle *h, size_t n)
 	return 0;
 }
 
+static void unfresh_locked(struct fs_handle *h)
+{
+	for (struct fs_handle **pp = &h->in->fresh; *pp; pp = &(*pp)->fnext)
+		if (*pp == h) {
+			*pp = h->fnext;
+			h->fnext = NULL;
+			return;
+		}
+}
+
+static void unfresh(struct fs_mount *m, struct fs_handle *h)
+{
+	pthread_mutex_lock(&m->mu);
+	unfresh_locked(h);
+	pthread_mutex_unlock(&m->mu);
+}
+
 static void mark_dirty(struct fs_mount *m, struct fs_handle *h)
 {
 	/* h->mu held */
@@ -721,6 +738,9 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 		fi->direct_io = 1;
 		in->nwriters++;
 		h->wcounted = 1;
+		h->tid = fuse_req_ctx(req)->pid;
+		h->fnext = in->fresh;
+		in->fresh = h;
 	} else if (v.exists && in->nwriters == 0 &&
 		   (in->npc == 0 || in->cache_rev == v.kv.mod_revision)) {
 		fi->keep_cache = in->cache_rev == v.kv.mod_revision;
@@ -777,6 +797,7 @@ static int do_write(struct fs_mount *m, struct fs_handle *h, const char *buf, si
 		return 0;
 	if (!h->writable)
 		return EBADF;
+	unfresh(m, h);
 	pthread_mutex_lock(&h->mu);
 	if (h->append)
 		off = (off_t)h->len;
@@ -815,6 +836,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_FLUSH]);
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	unfresh(m, h);
 	pthread_mutex_lock(&h->mu);
 	/* A shell's `> file` closes a dup of the descriptor before writing: an
 	 * O_TRUNC with nothing written yet is stored at release (or fsync), so a
@@ -856,6 +878,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		h->in->npc--;
 	if (h->wcounted && h->in->nwriters > 0)
 		h->in->nwriters--;
+	unfresh_locked(h);
 	if (h->late && h->in->nlate > 0) {
 		h->in->nlate--;
 		pthread_cond_broadcast(&m->own_cv);
@@ -925,6 +948,13 @@ static int do_setattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct
 		struct fs_handle *h = fi ? (struct fs_handle *)(uintptr_t)fi->fh : NULL;
 		pthread_mutex_lock(&m->mu);
 		struct fs_inode *in = inode_by_ino(m, ino);
+		if (!h && in && attr->st_size == 0) {
+			/* open(O_TRUNC): the kernel truncates right after OPEN, with
+			 * no handle; it belongs to the handle this thread just opened */
+			for (struct fs_handle *f = in->fresh; f && !h; f = f->fnext)
+				if (f->tid == fuse_req_ctx(req)->pid)
+					h = f;
+		}
 		int local = in ? in->local : 0;
 		if (in && in->type == FS_DIR) {
 			pthread_mutex_unlock(&m->mu);
@@ -959,7 +989,10 @@ static int do_setattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct
 			int err = buf_resize(h, (size_t)attr->st_size);
 			if (!err) {
 				mark_dirty(m, h);
-				h->written = 1;
+				/* size 0 before any write is O_TRUNC (or alike): stored
+				 * at release, see op_flush */
+				if (attr->st_size != 0 || h->written)
+					h->written = 1;
 			}
 			pthread_mutex_unlock(&h->mu);
 			if (err)
@@ -1878,9 +1911,11 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* O_TRUNC arrives with open, so it is part of the one put at close */
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
-		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* No atomic O_TRUNC: with it the kernel sets i_size to 0 at open, under
+	 * the feet of readers sharing the page cache.  Without it O_TRUNC comes
+	 * as a SETATTR(size 0) on the new handle, answered with the size those
+	 * readers need, and the truncation is part of the one put at close. */
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	/* writes go straight to the handle's buffer (no writeback cache) */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)

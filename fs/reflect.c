@@ -400,6 +400,82 @@ static void wait_own(struct fs_mount *m, uint64_t seq_hi)
 	pthread_mutex_unlock(&m->mu);
 }
 
+/* A txn that deletes every key below A/ and puts each one's value under B/
+ * (what a directory rename through a mount does) is replayed as one
+ * rename(2) of the directory: MOVED_FROM/MOVED_TO with IN_ISDIR, as a local
+ * `mv A B`.  Returns 1 when the batch was such a rename and was replayed. */
+static int replay_dir_rename(struct fs_mount *m, struct reflect_ev **v, int n)
+{
+	struct reflect_ev *d0 = NULL, *p0 = NULL;
+	int nd = 0, np = 0;
+	for (int i = 0; i < n; i++) {
+		if (v[i]->type == EF_EVENT_DELETE) {
+			if (!v[i]->prev_exists)
+				return 0;
+			nd++;
+			if (!d0 || v[i]->klen < d0->klen)
+				d0 = v[i];
+		} else {
+			if (v[i]->prev_exists)
+				return 0;
+			np++;
+			if (!p0 || v[i]->klen < p0->klen)
+				p0 = v[i];
+		}
+	}
+	if (nd == 0 || nd != np)
+		return 0;
+	/* A = common directory prefix of the deleted keys, B likewise */
+	uint32_t al = d0->klen, bl = p0->klen;
+	for (int i = 0; i < n; i++) {
+		struct reflect_ev *r = v[i]->type == EF_EVENT_DELETE ? d0 : p0;
+		uint32_t *l = v[i]->type == EF_EVENT_DELETE ? &al : &bl;
+		uint32_t k = 0;
+		while (k < *l && k < v[i]->klen && r->key[k] == v[i]->key[k])
+			k++;
+		*l = k;
+	}
+	while (al > 0 && d0->key[al - 1] != '/')
+		al--;
+	while (bl > 0 && p0->key[bl - 1] != '/')
+		bl--;
+	if (al <= m->plen || bl <= m->plen || (al == bl && !memcmp(d0->key, p0->key, al)))
+		return 0;
+	/* every deleted A+S has a put B+S of the same value */
+	for (int i = 0; i < n; i++) {
+		if (v[i]->type != EF_EVENT_DELETE)
+			continue;
+		int found = 0;
+		for (int j = 0; j < n && !found; j++)
+			found = v[j]->type == EF_EVENT_PUT && v[j]->klen - bl == v[i]->klen - al &&
+				!memcmp(v[j]->key + bl, v[i]->key + al, v[i]->klen - al) &&
+				v[j]->vhash == v[i]->prev_vhash;
+		if (!found)
+			return 0;
+	}
+	int ne = 1;
+	if (kv_prefix_nonempty(m, d0->key, al, 0, NULL, 0, &ne) || ne)
+		return 0; /* keys left below A: not a whole-directory move */
+	int64_t nb = 0;
+	if (kv_prefix_count(m, p0->key, bl, &nb) || nb != np)
+		return 0; /* B held other keys: files moved into an existing directory */
+	char *from = mpath(m, d0->key, al), *to = mpath(m, p0->key, bl);
+	if (from && to) {
+		view_set(m, 0, FS_DIR, d0->key, al, 1, NULL, 0);
+		view_set(m, 1, FS_DIR, p0->key, bl, 0, NULL, 0);
+		make_ancestors(m, to);
+		if (rename(from, to) == 0)
+			CTR_INC(m, reflected);
+		else
+			fprintf(stderr, "etcfs: reflect rename %s: %s\n", from, strerror(errno));
+		view_clear(m);
+		remove_empty_ancestors(m, d0->key, al);
+	}
+	free(from);
+	free(to);
+	return from && to;
+}
+
 static void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 {
 	wait_own(m, v[n - 1]->seq_hi);
@@ -419,6 +495,8 @@ static void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 		}
 		return;
 	}
+	if (n >= 2 && replay_dir_rename(m, v, n))
+		return;
 	/* pair deletes with puts of the same value: a rename */
 	for (int i = 0; i < n; i++) {
 		if (!v[i] || v[i]->type != EF_EVENT_DELETE || !v[i]->prev_exists || is_marker(v[i], m))

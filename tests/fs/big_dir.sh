@@ -10,16 +10,18 @@ cluster_start 3
 
 # Load N keys, 128 per txn, 8 loaders in parallel.
 load() { # load FIRST LAST
-	local i j
+	local i j body try
 	for ((i = $1; i < $2; i += 128)); do
-		{
-			echo
-			for ((j = i; j < i + 128 && j < $2; j++)); do
-				printf 'put %sbig/k%06d v%d\n' "$PREFIX" "$j" "$j"
-			done
-			echo
-			echo
-		} | ctl txn >/dev/null || echo "load failed at $i" >&2
+		body=$'\n'
+		for ((j = i; j < i + 128 && j < $2; j++)); do
+			body+=$(printf 'put %sbig/k%06d v%d' "$PREFIX" "$j" "$j")$'\n'
+		done
+		body+=$'\n\n'
+		# a txn that timed out under load is retried (puts are idempotent)
+		for try in 1 2 3 4 5; do
+			printf '%s' "$body" | ctl txn >/dev/null 2>&1 && break
+			sleep 0.5
+		done
 	done
 }
 per=$(((N + 7) / 8))

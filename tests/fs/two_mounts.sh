@@ -34,7 +34,9 @@ ctl put "${PREFIX}w/h" x >/dev/null
 ctl del "${PREFIX}w/h" >/dev/null
 printf '\nput %sw/t1 a\nput %sw/t2 b\n\n' "$PREFIX" "$PREFIX" | ctl txn >/dev/null
 mkdir "$A/w/d"
-wait_for 20 "last event on B" grep -q "CREATE,ISDIR d" "$T_DIR/evB"
+echo z >"$A/w/d/z"
+mv "$A/w/d" "$A/w/d2"
+wait_for 20 "last event on B" grep -q "MOVED_TO,ISDIR d2" "$T_DIR/evB"
 sleep 0.5
 want="CREATE f
 MODIFY f
@@ -54,13 +56,16 @@ CLOSE_WRITE,CLOSE t1
 CREATE t2
 MODIFY t2
 CLOSE_WRITE,CLOSE t2
-CREATE,ISDIR d"
+CREATE,ISDIR d
+MOVED_FROM,ISDIR d
+MOVED_TO,ISDIR d2"
 got=$(grep -E '^(CREATE|MODIFY|CLOSE_WRITE|DELETE|MOVED_FROM|MOVED_TO)' "$T_DIR/evB")
 expect_eq "inotify on B: events of changes made on A and by etcfsctl, in order" "$got" "$want"
 expect_eq "A sees its own create once" "$(grep -c '^CREATE f$' "$T_DIR/evA")" 1
 expect_eq "A sees its own CLOSE_WRITEs once each" "$(grep -c '^CLOSE_WRITE,CLOSE f$' "$T_DIR/evA")" 2
 check "A sees the remote put" grep -q '^CREATE h$' "$T_DIR/evA"
 check "A sees the remote delete" grep -q '^DELETE h$' "$T_DIR/evA"
+expect_eq "directory renamed on A is one rename on B" "$(ls "$B/w/d2")" "z"
 
 # ---- concurrent writers never tear ----
 python3 -c 'import sys; sys.stdout.write("z"*100000)' >"$A/w/race"
