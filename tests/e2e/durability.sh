@@ -21,13 +21,14 @@ verify_acked() { # verify_acked TAG FILE -> 0 when every acked key is present wi
 }
 
 cluster_start 1
-for w in 1 2 3; do writer single$w "$T_DIR/acked-single$w" & done
+WP=()
+for w in 1 2 3; do writer single$w "$T_DIR/acked-single$w" & WP+=("$!"); done
 acked_count() { cat "$T_DIR"/acked-single* 2>/dev/null | wc -l; }
 enough_acked() { [ "$(acked_count)" -ge 50 ]; }
 wait_for 120 "50 writes acknowledged" enough_acked
 member_kill 1
 touch "$T_DIR/stop-single1" "$T_DIR/stop-single2" "$T_DIR/stop-single3"
-wait
+wait "${WP[@]}"
 member_restart 1
 wait_for 60 "restarted member serves" cluster_ready
 acked=$(cat "$T_DIR"/acked-single* | wc -l)

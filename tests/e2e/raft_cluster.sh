@@ -26,7 +26,9 @@ L=$(leader_index) || { fail "a leader is elected"; exit 1; }
 pass "a leader is elected (member $L)"
 
 writer w1 "$T_DIR/acked-w1" &
+W1=$!
 writer w2 "$T_DIR/acked-w2" &
+W2=$!
 wait_for 60 "write load running" test -s "$T_DIR/acked-w2"
 sleep 1
 t0=$(date +%s%N)
@@ -38,7 +40,7 @@ echo "new leader serving writes ${ms} ms after SIGKILL of the leader"
 check "a new leader serves within three election timeouts (${ms} ms)" test "$ms" -le $((3 * ELECTION_MS + 1000))
 sleep 1
 touch "$T_DIR/stop-w1" "$T_DIR/stop-w2"
-wait
+wait "$W1" "$W2"
 check "every acknowledged write survives the leader's SIGKILL" all_acked_present w1 "$T_DIR/acked-w1"
 check "every acknowledged write survives the leader's SIGKILL (writer 2)" all_acked_present w2 "$T_DIR/acked-w2"
 
