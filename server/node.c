@@ -163,10 +163,10 @@ struct node {
 	struct lease_ent *leases;
 	size_t n_leases, cap_leases;
 
-	/* forwarding to the leader */
+	/* forwarding to the leader: one client per member, made on first use
+	 * (under fwd_mu), closed at stop; efc_call is thread-safe */
 	pthread_mutex_t fwd_mu;
-	efc_client *fwd;
-	uint64_t fwd_leader;
+	efc_client *fwd[MAX_MEMBERS];
 
 	/* snapshot sending: one sender thread per peer at a time */
 	uint64_t snap_sending[MAX_MEMBERS];
@@ -1298,40 +1298,56 @@ static int do_propose(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a, int
 	return 0;
 }
 
-/* Ask the leader (over the client protocol) to execute req. */
-static int forward(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
+/* Ask the leader (over the client protocol) to execute req: for the
+ * requests only the leader can answer (lease keep-alive and time-to-live,
+ * leader transfer), all idempotent.  Each try is bounded by two election
+ * timeouts, so a leader that died mid-call costs one try, after which the
+ * new leader (or this member, if it became the leader) is asked. */
+static int forward(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a, int64_t deadline,
+		   int (*local)(node *, const ef_msg *, ef_msg *, ef_arena *))
 {
-	pthread_mutex_lock(&n->mu);
-	uint64_t leader = n->leader;
-	struct member *m = member_by_id(n, leader);
-	char urls[512] = "";
-	if (m)
-		snprintf(urls, sizeof urls, "%s", m->client_urls);
-	pthread_mutex_unlock(&n->mu);
-	if (leader == RAFT_NONE)
-		return set_error(resp, a, EF_E_NO_LEADER, NULL);
-	if (!urls[0])
-		return set_error(resp, a, EF_E_NO_LEADER, "etcdserver: leader's client URL not known yet");
-	pthread_mutex_lock(&n->fwd_mu);
-	if (n->fwd && n->fwd_leader != leader) {
-		efc_close(n->fwd);
-		n->fwd = NULL;
-	}
-	if (!n->fwd) {
-		efc_opts o = {.endpoints = urls, .dial_timeout_ms = 1000,
-			      .command_timeout_ms = n->cfg.request_timeout_ms};
-		if (efc_open(&o, &n->fwd, NULL, 0) != 0) {
+	int rv = EF_E_NO_LEADER;
+	for (;;) {
+		pthread_mutex_lock(&n->mu);
+		uint64_t leader = n->leader;
+		int here = n->role == RAFT_LEADER;
+		int idx = -1;
+		char urls[512] = "";
+		for (int i = 0; i < n->n_members; i++)
+			if (n->members[i].id == leader) {
+				idx = i;
+				snprintf(urls, sizeof urls, "%s", n->members[i].client_urls);
+			}
+		pthread_mutex_unlock(&n->mu);
+		if (here)
+			return local(n, req, resp, a);
+		if (idx >= 0 && urls[0]) {
+			pthread_mutex_lock(&n->fwd_mu);
+			if (!n->fwd[idx]) {
+				efc_opts o = {.endpoints = urls, .dial_timeout_ms = n->cfg.election_ms,
+					      .command_timeout_ms = 2 * n->cfg.election_ms};
+				if (efc_open(&o, &n->fwd[idx], NULL, 0) != 0)
+					n->fwd[idx] = NULL;
+			}
+			efc_client *c = n->fwd[idx];
 			pthread_mutex_unlock(&n->fwd_mu);
-			return set_error(resp, a, EF_E_NO_LEADER, NULL);
+			if (c) {
+				rv = efc_call(c, req, resp, a);
+				if (rv == 0)
+					return 0;
+				if (resp->type == EF_MSG_ERROR && rv != EF_E_NO_LEADER && rv != EF_E_STOPPING &&
+				    rv != EF_E_TIMEOUT && rv != EF_E_NOT_LEADER)
+					return rv; /* the leader's definitive answer */
+			}
 		}
-		n->fwd_leader = leader;
+		if (mono_ms() + 50 >= deadline)
+			break;
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
 	}
-	efc_client *c = n->fwd;
-	int rv = efc_call(c, req, resp, a);
-	pthread_mutex_unlock(&n->fwd_mu);
-	if (rv != 0 && resp->type != EF_MSG_ERROR)
-		return set_error(resp, a, rv, efc_errmsg());
-	return rv;
+	if (rv == EF_E_OUTCOME_UNKNOWN || rv == EF_E_UNAVAILABLE)
+		rv = EF_E_TIMEOUT;
+	return set_error(resp, a, rv ? rv : EF_E_NO_LEADER, NULL);
 }
 
 static int lease_keepalive(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
@@ -1448,8 +1464,9 @@ static int member_list(node *n, ef_msg *resp, ef_arena *a)
 	return 0;
 }
 
-static int move_leader(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a, int64_t deadline)
+static int move_leader(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
+	int64_t deadline = mono_ms() + n->cfg.request_timeout_ms;
 	uint64_t target = req->u.move_leader.target_id;
 	if (!member_by_id(n, target))
 		return set_error(resp, a, EF_E_BAD_LEADER_TRANSFEREE, NULL);
@@ -1481,9 +1498,6 @@ int node_call(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 	int rv = validate(n, req);
 	if (rv)
 		return set_error(resp, a, rv, NULL);
-	pthread_mutex_lock(&n->mu);
-	int leader_here = n->role == RAFT_LEADER;
-	pthread_mutex_unlock(&n->mu);
 	switch (req->type) {
 	case EF_MSG_RANGE: {
 		if (!req->u.range.serializable) {
@@ -1539,9 +1553,9 @@ int node_call(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 		return rv;
 	}
 	case EF_MSG_LEASE_KEEPALIVE:
-		return leader_here ? lease_keepalive(n, req, resp, a) : forward(n, req, resp, a);
+		return forward(n, req, resp, a, deadline, lease_keepalive);
 	case EF_MSG_LEASE_TTL:
-		return leader_here ? lease_ttl(n, req, resp, a) : forward(n, req, resp, a);
+		return forward(n, req, resp, a, deadline, lease_ttl);
 	case EF_MSG_LEASE_LIST: {
 		store_lease *ls = NULL;
 		uint32_t cnt = 0;
@@ -1564,7 +1578,7 @@ int node_call(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 	case EF_MSG_MEMBER_LIST:
 		return member_list(n, resp, a);
 	case EF_MSG_MOVE_LEADER:
-		return leader_here ? move_leader(n, req, resp, a, deadline) : forward(n, req, resp, a);
+		return forward(n, req, resp, a, deadline, move_leader);
 	default:
 		return set_error(resp, a, EF_E_UNKNOWN_TYPE, NULL);
 	}
@@ -1861,11 +1875,9 @@ void node_stop(node *n)
 	pthread_join(n->loop, NULL);
 	if (n->peers)
 		peer_stop(n->peers);
-	pthread_mutex_lock(&n->fwd_mu);
-	if (n->fwd)
-		efc_close(n->fwd);
-	n->fwd = NULL;
-	pthread_mutex_unlock(&n->fwd_mu);
+	for (int i = 0; i < MAX_MEMBERS; i++)
+		if (n->fwd[i])
+			efc_close(n->fwd[i]);
 	watchhub_free(n->hub);
 	store_sync(n->st);
 	wal_sync(n->w);
