@@ -43,12 +43,14 @@ T_PIDS+=("$SLOW")
 exec 7<"$T_DIR/slow.fifo"   # open the read end, but don't read yet
 sleep 0.5
 t0=$(date +%s%N)
+big=$(printf 'x%.0s' $(seq 1 512))
 for b in $(seq 1 20); do
 	{
 		echo
-		for i in $(seq 1 50); do echo "put flood/$b-$i $(head -c 512 /dev/zero | tr '\0' x)"; done
+		for i in $(seq 1 50); do echo "put flood/$b-$i $big"; done
 		echo
-	} | ctl txn >/dev/null || fail "flood txn $b"
+	} >"$T_DIR/txn.in"
+	ctl txn <"$T_DIR/txn.in" >/dev/null || fail "flood txn $b"
 done
 t1=$(date +%s%N)
 echo "1000 puts in 20 txns with a stalled watcher: $(((t1 - t0) / 1000000)) ms"
@@ -118,7 +120,8 @@ chmod +x "$T_DIR/critical.sh"
 "$ETCFSCTL" --endpoints "$(endpoints)" lock --ttl 2 mylock sleep 1000 >"$T_DIR/holder.out" 2>&1 &
 HOLDER=$!
 T_PIDS+=("$HOLDER")
-wait_for 20 "the first holder has the lock" test -s "$T_DIR/holder.out"
+held() { [ -n "$(ctl get mylock/ --prefix --keys-only)" ]; }
+wait_for 20 "the first holder has the lock" held
 CONT=()
 for i in 1 2 3 4; do
 	"$ETCFSCTL" --endpoints "$(endpoints)" lock --ttl 2 mylock "$T_DIR/critical.sh" "$T_DIR" >/dev/null 2>&1 &
