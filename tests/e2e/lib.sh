@@ -63,7 +63,9 @@ expect_eq() { # expect_eq NAME got want
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		# below the ephemeral range (32768+), so no outgoing connection can take
+		# a port a restarted member needs again
+		p=$((10000 + RANDOM % 22000))
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
 		grep -q ":$(printf '%04X' "$p") " /proc/net/tcp 2>/dev/null && continue
 		echo "$p"
