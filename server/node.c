@@ -162,6 +162,7 @@ struct node {
 	pthread_mutex_t lease_mu;
 	struct lease_ent *leases;
 	size_t n_leases, cap_leases;
+	int64_t lease_reconciled_ms; /* loop thread */
 
 	/* forwarding to the leader: one client per member, made on first use
 	 * (under fwd_mu), closed at stop; efc_call is thread-safe */
@@ -475,9 +476,46 @@ static uint8_t *make_payload(node *n, int kind, uint64_t waiter, const ef_msg *r
 
 static void propose_internal(node *n, const ef_msg *req);
 
+/* The leader's table against the store, once a second: a lease the table
+ * lacks (granted while this member caught up, say) gets its full TTL from
+ * now; an entry whose lease is gone from the store is dropped.  The table is
+ * then right whatever path a lease took to get here. */
+static void leases_reconcile(node *n, int64_t now)
+{
+	store_lease *ls = NULL;
+	uint32_t cnt = 0;
+	if (store_lease_list(n->st, &ls, &cnt) != 0)
+		return;
+	pthread_mutex_lock(&n->lease_mu);
+	for (size_t i = 0; i < n->n_leases;) {
+		uint32_t j;
+		for (j = 0; j < cnt && ls[j].id != n->leases[i].id; j++)
+			;
+		if (j == cnt)
+			n->leases[i] = n->leases[--n->n_leases];
+		else
+			i++;
+	}
+	pthread_mutex_unlock(&n->lease_mu);
+	for (uint32_t j = 0; j < cnt; j++) {
+		pthread_mutex_lock(&n->lease_mu);
+		int have = lease_find(n, ls[j].id) != NULL;
+		pthread_mutex_unlock(&n->lease_mu);
+		if (!have) {
+			log_debug("lease %016" PRIx64 " was not tracked: tracking it", (uint64_t)ls[j].id);
+			lease_set(n, ls[j].id, ls[j].ttl, now);
+		}
+	}
+	free(ls);
+}
+
 static void leases_expire(node *n)
 {
 	int64_t now = mono_ms();
+	if (now - n->lease_reconciled_ms >= 1000) {
+		n->lease_reconciled_ms = now;
+		leases_reconcile(n, now);
+	}
 	int64_t ids[64];
 	int k = 0;
 	pthread_mutex_lock(&n->lease_mu);
