@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gateway.h"
 #include "log.h"
@@ -226,5 +227,6 @@ int main(int argc, char **argv)
 	net_stop();
 	node_stop(n);
 	log_info("stopped");
-	return 0;
+	fflush(stderr);
+	_exit(0); /* connection threads may still run: no exit handlers under them */
 }

@@ -140,6 +140,7 @@ struct node {
 	pthread_cond_t cv;
 	struct ev *in_head, *in_tail;
 	int stopping;
+	int inflight; /* node_call()s running */
 
 	struct waiter *wt[1024];  /* waiter hash table */
 	uint64_t next_waiter;
@@ -1530,7 +1531,7 @@ static int move_leader(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 	return set_error(resp, a, EF_E_TIMEOUT, "etcdserver: leadership transfer timed out");
 }
 
-int node_call(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
+static int node_call_inner(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
 	int64_t deadline = mono_ms() + n->cfg.request_timeout_ms;
 	int rv = validate(n, req);
@@ -1620,6 +1621,25 @@ int node_call(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 	default:
 		return set_error(resp, a, EF_E_UNKNOWN_TYPE, NULL);
 	}
+}
+
+/* Every call is counted so that node_stop() can wait for the callers still
+ * inside before it closes the store under them. */
+int node_call(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
+{
+	pthread_mutex_lock(&n->mu);
+	if (n->stopping) {
+		pthread_mutex_unlock(&n->mu);
+		return set_error(resp, a, EF_E_STOPPING, NULL);
+	}
+	n->inflight++;
+	pthread_mutex_unlock(&n->mu);
+	int rv = node_call_inner(n, req, resp, a);
+	pthread_mutex_lock(&n->mu);
+	if (--n->inflight == 0 && n->stopping)
+		pthread_cond_broadcast(&n->cv);
+	pthread_mutex_unlock(&n->mu);
+	return rv;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1908,38 +1928,38 @@ void node_stop(node *n)
 {
 	pthread_mutex_lock(&n->mu);
 	n->stopping = 1;
-	pthread_cond_signal(&n->cv);
+	pthread_cond_broadcast(&n->cv);
 	pthread_mutex_unlock(&n->mu);
 	pthread_join(n->loop, NULL);
+	/* The loop is gone: answer every waiter it will never wake, then wait
+	 * (bounded) for the callers to leave. */
+	pthread_mutex_lock(&n->mu);
+	for (int b = 0; b < 1024; b++) {
+		for (struct waiter *w = n->wt[b]; w; w = w->next) {
+			if (w->resp)
+				set_error(w->resp, w->a, EF_E_STOPPING, NULL);
+			w->err = EF_E_STOPPING;
+			w->state = W_DONE;
+			pthread_cond_signal(&w->cv);
+		}
+		n->wt[b] = NULL;
+	}
+	int64_t until = mono_ms() + 3000;
+	while (n->inflight > 0 && mono_ms() < until) {
+		struct timespec ts = {until / 1000, (until % 1000) * 1000000};
+		pthread_cond_timedwait(&n->cv, &n->mu, &ts);
+	}
+	int stuck = n->inflight;
+	pthread_mutex_unlock(&n->mu);
+	if (stuck)
+		log_warn("%d request(s) still running at shutdown", stuck);
+	/* Make everything durable.  The objects stay allocated: connection
+	 * threads may still hold watch streams and the process exits next, so
+	 * nothing is freed under them (the store needs no close to be
+	 * consistent; the WAL is synced). */
 	if (n->peers)
 		peer_stop(n->peers);
-	for (int i = 0; i < MAX_MEMBERS; i++)
-		if (n->fwd[i])
-			efc_close(n->fwd[i]);
-	watchhub_free(n->hub);
 	store_sync(n->st);
 	wal_sync(n->w);
-	wal_close(n->w);
-	store_close(n->st);
-	raft_free(n->r);
 	close(n->lock_fd);
-	while (n->in_head) {
-		struct ev *e = n->in_head;
-		n->in_head = e->next;
-		if (e->kind == EV_PEER)
-			raft_msg_free_decoded(&e->msg);
-		free(e->data);
-		free(e);
-	}
-	while (n->held_head) {
-		struct ev *e = n->held_head;
-		n->held_head = e->next;
-		free(e->data);
-		free(e);
-	}
-	free(n->cur.waiters);
-	free(n->next.waiters);
-	free(n->leases);
-	ef_arena_free(n->scratch);
-	free(n);
 }

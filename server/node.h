@@ -35,6 +35,9 @@ typedef struct node_config {
 } node_config;
 
 int node_start(const node_config *cfg, node **out, char *err, size_t errlen);
+/* Stop the loop, answer every waiting request with EF_E_STOPPING, wait (3 s at
+ * most) for the callers to leave, sync the WAL and the store.  Meant to be
+ * followed by process exit: the member's memory is not released. */
 void node_stop(node *n);
 
 /* Execute one client request (any request type of wire.h but the WATCH_*
