@@ -965,8 +965,13 @@ static void apply_committed(node *n, raft_entry *ents, size_t cnt)
 				lease_set(n, req.u.lease.id, req.u.lease.ttl, mono_ms());
 			if (req.type == EF_MSG_LEASE_REVOKE)
 				lease_del(n, req.u.lease.id);
-			if (resp->type == EF_MSG_ERROR)
+			if (resp->type == EF_MSG_ERROR) {
 				metrics_inc(n->m_proposals_failed);
+				if (!wid)
+					log_warn("internal %s at index %" PRIu64 " failed: %.*s",
+						 ef_msg_type_name(req.type), e->index, (int)resp->u.error.message.n,
+						 (const char *)resp->u.error.message.p);
+			}
 		}
 		metrics_inc(n->m_proposals_applied);
 		if (w) {

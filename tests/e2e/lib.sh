@@ -101,7 +101,7 @@ member_start() { # member_start I (uses M_FLAGS, cluster spec in T_CLUSTER)
 		--initial-advertise-peer-urls "tcp://127.0.0.1:${M_PPORT[$i]}" \
 		--listen-http-urls "http://127.0.0.1:${M_HPORT[$i]}" \
 		--initial-cluster "$T_CLUSTER" --initial-cluster-state new \
-		--initial-cluster-token "e2e-$$" ${M_FLAGS[$i]} \
+		--initial-cluster-token "e2e-$$" ${M_FLAGS[$i]} ${ETCFSD_FLAGS:-} \
 		</dev/null >>"$T_DIR/m$i.log" 2>&1 &
 	M_PID[$i]=$!
 	T_PIDS+=("$!")
