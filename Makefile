@@ -76,7 +76,7 @@ $(BIN)/etcfsd: $(call obj,server/main.c) $(SERVER_LIBS)
 $(BIN)/etcfsctl: $(call obj,$(CLI_SRC)) $(BUILD)/libproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BIN)/etcfs: $(call obj,$(FS_SRC)) $(BUILD)/libproto.a
+$(BIN)/etcfs: $(call obj,$(FS_SRC)) $(call obj,server/metrics.c) $(BUILD)/libproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/etcfs-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libproto.a

@@ -13,6 +13,7 @@
  *   ops.c      the FUSE low-level handlers
  *   dir.c      readdir paging
  *   reflect.c  the watch and the reflector thread
+ *   metrics.c  -o metrics: counters as Prometheus series and their HTTP listener
  *   main.c     option parsing, mount, the session loop, unmount
  */
 #ifndef EF_FS_ETCFS_H
@@ -28,6 +29,7 @@
 #include "../proto/client.h"
 #include "../proto/errors.h"
 #include "../proto/wire.h"
+#include "../server/metrics.h"
 
 enum { FS_DIR = 1, FS_FILE = 2 };
 
@@ -103,19 +105,54 @@ struct fs_handle {
 	int wcounted;            /* counted in in->nwriters */
 };
 
-struct fs_counters {
-	uint64_t ops[48];        /* requests by FUSE opcode index (enum fs_op) */
-	uint64_t cache_hits;     /* opens/reads answered from the cache without a fetch */
-	uint64_t reflected;      /* remote events replayed through the mount */
-	uint64_t own_events;     /* watch events recognised as this mount's own writes */
-	uint64_t resyncs;        /* times the watch was lost and state re-read */
-};
-
 enum fs_op {
 	OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR,
 	OP_RENAME, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_OPENDIR,
 	OP_READDIR, OP_RELEASEDIR, OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR,
 	OP_REMOVEXATTR, OP_CREATE, OP__COUNT
+};
+
+/* What a replayed remote change did through the mount point (the inotify
+ * events it made): label kind= of etcfs_inotify_events_reflected_total. */
+enum fs_refl_kind {
+	REFL_CREATE,  /* mknod of a new file (IN_CREATE) */
+	REFL_MODIFY,  /* open + ftruncate + close of a file (IN_MODIFY, IN_CLOSE_WRITE) */
+	REFL_DELETE,  /* unlink (IN_DELETE) */
+	REFL_MKDIR,   /* mkdir (IN_CREATE|IN_ISDIR) */
+	REFL_RMDIR,   /* rmdir (IN_DELETE|IN_ISDIR) */
+	REFL_RENAME,  /* rename of a file or directory (IN_MOVED_FROM/TO) */
+	REFL__COUNT
+};
+
+/* Error replies by errno class: label class= of etcfs_fuse_errors_total. */
+enum fs_err_class {
+	ERRC_ENOENT, ERRC_EEXIST, ERRC_PERMISSION, ERRC_XATTR, ERRC_IO, ERRC_CONFLICT,
+	ERRC_INVALID, ERRC_NOSPACE, ERRC_OTHER, ERRC__COUNT
+};
+
+/* Every field only grows; updated with CTR_INC (atomic, relaxed). */
+struct fs_counters {
+	uint64_t ops[48];        /* requests by FUSE opcode index (enum fs_op) */
+	uint64_t cache_hits;     /* opens/reads/attrs answered from the cache without a fetch */
+	uint64_t cache_misses;   /* the same, fetched from the cluster */
+	uint64_t reflected;      /* remote events replayed through the mount (sum of below) */
+	uint64_t reflected_kind[REFL__COUNT];
+	uint64_t own_events;     /* watch events recognised as this mount's own writes */
+	uint64_t resyncs;        /* times the watch was lost and state re-read */
+	uint64_t commits;        /* puts committed by close/flush/fsync of a written file */
+	uint64_t errors[ERRC__COUNT]; /* error replies by class (enum fs_err_class) */
+};
+
+/* The Prometheus series behind fs_counters (metrics.c): the same field
+ * names, so CTR_INC updates both.  Set by fsmetrics_register before the
+ * session starts and never changed after; NULL entries are ignored by
+ * metrics_inc. */
+struct fs_ctr_metrics {
+	metric *ops[48];
+	metric *cache_hits, *cache_misses;
+	metric *reflected_kind[REFL__COUNT];
+	metric *own_events, *resyncs, *commits;
+	metric *errors[ERRC__COUNT];
 };
 
 enum fs_consistency { FS_LINEARIZABLE = 0, FS_SERIALIZABLE = 1, FS_CACHED = 2 };
@@ -131,7 +168,7 @@ struct fs_opts {
 	int timeout_ms, dial_timeout_ms;
 	int have_uid, have_gid, have_umask;
 	unsigned uid, gid, umask;
-	char *metrics;           /* HOST:PORT, reserved */
+	char *metrics;           /* HOST:PORT of the /metrics listener, or NULL */
 	int foreground, debug;
 };
 
@@ -192,9 +229,29 @@ struct fs_mount {
 	struct fs_view view;         /* under mu */
 
 	struct fs_counters ctr;      /* updated with __atomic builtins */
+	struct fs_ctr_metrics ctm;   /* the same counters as registered metrics */
+
+	/* -o metrics listener (metrics.c). */
+	int mx_fd;                   /* listening socket, -1 when none */
+	int mx_wake[2];              /* pipe: a byte on [1] stops the thread */
+	pthread_t mx_thread;
+	int mx_started;
+	pthread_mutex_t mx_mu;       /* serialises scrapes (failover delta below) */
+	uint64_t mx_failovers;       /* efc_failovers() already added to the counter */
+	metric *mx_failovers_m;
 };
 
-#define CTR_INC(m, field) __atomic_fetch_add(&(m)->ctr.field, 1, __ATOMIC_RELAXED)
+#define CTR_INC(m, field)                                                    \
+	do {                                                                 \
+		__atomic_fetch_add(&(m)->ctr.field, 1, __ATOMIC_RELAXED);    \
+		metrics_inc((m)->ctm.field);                                 \
+	} while (0)
+/* One replayed remote change of kind k (enum fs_refl_kind). */
+#define CTR_REFLECT(m, k)                                                     \
+	do {                                                                  \
+		__atomic_fetch_add(&(m)->ctr.reflected, 1, __ATOMIC_RELAXED); \
+		CTR_INC(m, reflected_kind[k]);                                \
+	} while (0)
 
 /* ---- names.c ---- */
 /* Decoded form of one file name. */
@@ -274,6 +331,18 @@ void dir_close(struct fs_dirh *d);
 
 /* ---- ops.c ---- */
 extern const struct fuse_lowlevel_ops fs_ops;
+
+/* ---- metrics.c ---- */
+/* Register every counter (always; cheap) and, with -o metrics, bind the
+ * listener: called before daemonizing so a bad address fails the mount.
+ * 0 or an errno. */
+int fsmetrics_init(struct fs_mount *m);
+/* Start / stop the listener thread (after the fork; before unmount).
+ * Both are no-ops without -o metrics. */
+int fsmetrics_start(struct fs_mount *m);
+void fsmetrics_stop(struct fs_mount *m);
+/* Count an error reply: err is an errno (0 is not counted). */
+void fsmetrics_error(struct fs_mount *m, int err);
 
 /* ---- reflect.c ---- */
 int reflect_start(struct fs_mount *m);

@@ -34,7 +34,8 @@ static void usage(FILE *f)
 		   "options (-o): endpoints=URL|URL, prefix=P, consistency=linearizable|"
 		   "serializable|cached,\n"
 		   "  cache_fallback, occ, tmpfiles=local|cluster, timeout=MS, dial_timeout=MS,\n"
-		   "  ro, uid=N, gid=N, umask=OOO, allow_other, and other FUSE mount options.\n"
+		   "  ro, uid=N, gid=N, umask=OOO, metrics=HOST:PORT, allow_other, and other FUSE\n"
+		   "  mount options.\n"
 		   "See etcfs(1).\n");
 }
 
@@ -270,6 +271,8 @@ int main(int argc, char **argv)
 	m->c = NULL;
 	if (init_mount(m))
 		goto out_free;
+	if (fsmetrics_init(m)) /* binds -o metrics now, while errors reach the caller */
+		goto out_table;
 
 	if (add_kopt(&kopts, "fsname=etcfs,subtype=etcfs,default_permissions"))
 		goto out_table;
@@ -291,12 +294,16 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	if (open_client(m))
 		goto out_unmount;
-	if (reflect_start(m))
+	if (fsmetrics_start(m))
 		goto out_client;
+	if (reflect_start(m))
+		goto out_metrics;
 
 	rc = fuse_session_loop_mt(m->se, &cfg) ? 1 : 0;
 
 	reflect_stop(m);
+out_metrics:
+	fsmetrics_stop(m); /* before efc_close: a scrape reads the client */
 out_client:
 	efc_close(m->c);
 out_unmount:
@@ -306,6 +313,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(m->se);
 out_table:
+	fsmetrics_stop(m); /* closes the listening socket if never started */
 	inode_table_free(m);
 out_free:
 	free(kopts);

@@ -49,6 +49,14 @@ static struct fs_mount *M(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* Every errno reply goes through here so errors are counted by class. */
+static void reply_err(fuse_req_t req, int err)
+{
+	if (err)
+		fsmetrics_error(M(req), err);
+	fuse_reply_err(req, err);
+}
+
 static int serial(struct fs_mount *m)
 {
 	return m->o.consistency != FS_LINEARIZABLE;
@@ -342,7 +350,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int err = do_lookup(m, parent, name, reflect_is_me(m, req), &e);
 	if (err)
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 	else
 		fuse_reply_entry(req, &e);
 }
@@ -428,6 +436,7 @@ static int do_getattr(struct fs_mount *m, fuse_ino_t ino, int reflector, struct 
 		    (!in->known || !m->watch_ok);
 	pthread_mutex_unlock(&m->mu);
 	if (fetch) {
+		CTR_INC(m, cache_misses);
 		int err = refresh_file(m, ino);
 		if (err)
 			return err;
@@ -448,7 +457,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int err = do_getattr(m, ino, reflect_is_me(m, req), &st);
 	if (err)
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 	else
 		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
@@ -585,6 +594,7 @@ static int commit(struct fs_mount *m, struct fs_handle *h)
 	pthread_mutex_unlock(&m->mu);
 	h->rev = rev;
 	clear_dirty(m, h);
+	CTR_INC(m, commits);
 	return 0;
 }
 
@@ -692,6 +702,7 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 	if (hit) {
 		CTR_INC(m, cache_hits);
 	} else {
+		CTR_INC(m, cache_misses);
 		rv = kv_get(m, key, klen, serial(m), &v);
 		if (rv && is_io_error(rv) && m->o.cache_fallback) {
 			pthread_mutex_lock(&m->mu);
@@ -770,7 +781,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	CTR_INC(m, ops[OP_OPEN]);
 	int err = do_open(m, req, ino, fi);
 	if (err)
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 	else if (fuse_reply_open(req, fi) == -ENOENT)
 		handle_free((struct fs_handle *)(uintptr_t)fi->fh); /* interrupted */
 }
@@ -826,7 +837,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	CTR_INC(m, ops[OP_WRITE]);
 	int err = do_write(m, (struct fs_handle *)(uintptr_t)fi->fh, buf, size, off);
 	if (err)
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 	else
 		fuse_reply_write(req, size);
 }
@@ -849,7 +860,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pthread_mutex_unlock(&m->mu);
 	}
 	pthread_mutex_unlock(&h->mu);
-	fuse_reply_err(req, err);
+	reply_err(req, err);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -860,7 +871,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	pthread_mutex_lock(&h->mu);
 	int err = commit(m, h);
 	pthread_mutex_unlock(&h->mu);
-	fuse_reply_err(req, err);
+	reply_err(req, err);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -885,7 +896,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	pthread_mutex_unlock(&m->mu);
 	handle_free(h);
-	fuse_reply_err(req, 0);
+	reply_err(req, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1022,7 +1033,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	int err = do_setattr(m, req, ino, attr, to_set, fi, &st);
 	if (err)
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 	else
 		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
@@ -1120,7 +1131,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct fs_handle *h = NULL;
 	int err = do_create(m, req, parent, name, (fi->flags & O_EXCL) != 0, &e, &h);
 	if (err) {
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 		return;
 	}
 	h->append = (fi->flags & O_APPEND) != 0;
@@ -1136,14 +1147,14 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_MKNOD]);
 	if (!S_ISREG(mode)) {
-		fuse_reply_err(req, EPERM);
+		reply_err(req, EPERM);
 		return;
 	}
 	struct fuse_entry_param e;
 	/* mknod(2) of a regular file: an empty key, put-if-absent */
 	int err = do_create(m, req, parent, name, 1, &e, NULL);
 	if (err) {
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 		return;
 	}
 	/* a pending (local) mknod is committed at once: nothing will close it */
@@ -1205,7 +1216,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct fuse_entry_param e;
 	int err = do_mkdir(m, req, parent, name, &e);
 	if (err)
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 	else
 		fuse_reply_entry(req, &e);
 }
@@ -1261,7 +1272,7 @@ static int do_unlink(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	CTR_INC(M(req), ops[OP_UNLINK]);
-	fuse_reply_err(req, do_unlink(M(req), req, parent, name));
+	reply_err(req, do_unlink(M(req), req, parent, name));
 }
 
 static int do_rmdir(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1302,7 +1313,7 @@ static int do_rmdir(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, const
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	CTR_INC(M(req), ops[OP_RMDIR]);
-	fuse_reply_err(req, do_rmdir(M(req), req, parent, name));
+	reply_err(req, do_rmdir(M(req), req, parent, name));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1557,7 +1568,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		      const char *newname, unsigned int flags)
 {
 	CTR_INC(M(req), ops[OP_RENAME]);
-	fuse_reply_err(req, do_rename(M(req), req, parent, name, newparent, newname, flags));
+	reply_err(req, do_rename(M(req), req, parent, name, newparent, newname, flags));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1572,13 +1583,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int type = in ? in->type : 0;
 	pthread_mutex_unlock(&m->mu);
 	if (type != FS_DIR) {
-		fuse_reply_err(req, in ? ENOTDIR : ESTALE);
+		reply_err(req, in ? ENOTDIR : ESTALE);
 		return;
 	}
 	struct fs_dirh *d;
 	int err = dir_open(m, in, &d);
 	if (err) {
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
@@ -1593,19 +1604,19 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	CTR_INC(m, ops[OP_READDIR]);
 	int err = dir_read(m, req, (struct fs_dirh *)(uintptr_t)fi->fh, size, off);
 	if (err)
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	CTR_INC(M(req), ops[OP_RELEASEDIR]);
 	dir_close((struct fs_dirh *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
+	reply_err(req, 0);
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, 0); /* every change is committed before its syscall returns */
+	reply_err(req, 0); /* every change is committed before its syscall returns */
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -1641,7 +1652,7 @@ static void reply_xattr_value(fuse_req_t req, const char *v, size_t size)
 	if (size == 0)
 		fuse_reply_xattr(req, n);
 	else if (size < n)
-		fuse_reply_err(req, ERANGE);
+		reply_err(req, ERANGE);
 	else
 		fuse_reply_buf(req, v, n);
 }
@@ -1666,7 +1677,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (size == 0)
 		fuse_reply_xattr(req, n);
 	else if (size < n)
-		fuse_reply_err(req, ERANGE);
+		reply_err(req, ERANGE);
 	else
 		fuse_reply_buf(req, l, n);
 }
@@ -1707,7 +1718,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	CTR_INC(m, ops[OP_GETXATTR]);
 	char v[64];
 	if (strncmp(name, "user.etcfs.", 11) != 0) {
-		fuse_reply_err(req, ENODATA);
+		reply_err(req, ENODATA);
 		return;
 	}
 	const char *a = name + 11;
@@ -1715,7 +1726,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		int64_t rev = 0;
 		int rv = cluster_revision(m, &rev);
 		if (rv) {
-			fuse_reply_err(req, ef_errno(rv));
+			reply_err(req, ef_errno(rv));
 			return;
 		}
 		snprintf(v, sizeof v, "%" PRId64, rev);
@@ -1727,13 +1738,13 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	int type = in ? in->type : 0, local = in ? in->local : 0;
 	pthread_mutex_unlock(&m->mu);
 	if (type != FS_FILE || local) {
-		fuse_reply_err(req, ENODATA);
+		reply_err(req, ENODATA);
 		return;
 	}
 	if (strcmp(a, "occ") != 0) {
 		int err = refresh_file(m, ino);
 		if (err) {
-			fuse_reply_err(req, err);
+			reply_err(req, err);
 			return;
 		}
 	}
@@ -1756,18 +1767,18 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		ok = -1;
 	pthread_mutex_unlock(&m->mu);
 	if (ok <= 0) {
-		fuse_reply_err(req, ok < 0 ? ENODATA : ENOENT);
+		reply_err(req, ok < 0 ? ENODATA : ENOENT);
 		return;
 	}
 	if (is_ttl) {
 		if (!val) {
-			fuse_reply_err(req, ENODATA); /* no lease: no TTL */
+			reply_err(req, ENODATA); /* no lease: no TTL */
 			return;
 		}
 		int64_t ttl = 0;
 		int rv = lease_ttl(m, val, &ttl);
 		if (rv) {
-			fuse_reply_err(req, ef_errno(rv));
+			reply_err(req, ef_errno(rv));
 			return;
 		}
 		val = ttl;
@@ -1892,7 +1903,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			size_t size, int flags)
 {
 	CTR_INC(M(req), ops[OP_SETXATTR]);
-	fuse_reply_err(req, do_setxattr(M(req), req, ino, name, value, size));
+	reply_err(req, do_setxattr(M(req), req, ino, name, value, size));
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -1900,11 +1911,11 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_REMOVEXATTR]);
 	if (strcmp(name, "user.etcfs.lease") == 0 || strcmp(name, "user.etcfs.ttl") == 0)
-		fuse_reply_err(req, m->o.ro ? EROFS : attach_lease(m, ino, 0));
+		reply_err(req, m->o.ro ? EROFS : attach_lease(m, ino, 0));
 	else if (strncmp(name, "user.", 5) == 0)
-		fuse_reply_err(req, ENODATA);
+		reply_err(req, ENODATA);
 	else
-		fuse_reply_err(req, ENOTSUP);
+		reply_err(req, ENOTSUP);
 }
 
 /* ------------------------------------------------------------------ */

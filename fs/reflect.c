@@ -260,7 +260,7 @@ static void make_ancestors(struct fs_mount *m, const char *path)
 	for (char *s = p + base; (s = strchr(s, '/')); s++) {
 		*s = 0;
 		if (mkdir(p, 0755) == 0)
-			CTR_INC(m, reflected);
+			CTR_REFLECT(m, REFL_MKDIR);
 		*s = '/';
 	}
 	free(p);
@@ -281,7 +281,7 @@ static void remove_empty_ancestors(struct fs_mount *m, const uint8_t *key, uint3
 			return;
 		view_set(m, 0, FS_DIR, key, n, 1, NULL, 0);
 		if (rmdir(p) == 0)
-			CTR_INC(m, reflected);
+			CTR_REFLECT(m, REFL_RMDIR);
 		free(p);
 		view_clear(m);
 	}
@@ -302,7 +302,7 @@ static void replay_put(struct fs_mount *m, struct reflect_ev *e)
 			view_set(m, 0, FS_DIR, e->key, e->klen, 0, NULL, 0);
 			make_ancestors(m, p);
 			if (mkdir(p, 0755) == 0)
-				CTR_INC(m, reflected);
+				CTR_REFLECT(m, REFL_MKDIR);
 			view_clear(m);
 		}
 		free(p);
@@ -311,7 +311,9 @@ static void replay_put(struct fs_mount *m, struct reflect_ev *e)
 	if (!e->prev_exists) {
 		view_set(m, 0, FS_FILE, e->key, e->klen, 0, &e->kv, e->size);
 		make_ancestors(m, p);
-		if (mknod(p, S_IFREG | 0644, 0) != 0 && errno != EEXIST)
+		if (mknod(p, S_IFREG | 0644, 0) == 0)
+			CTR_REFLECT(m, REFL_CREATE);
+		else if (errno != EEXIST)
 			fprintf(stderr, "etcfs: reflect mknod %s: %s\n", p, strerror(errno));
 		view_exists(m, 0, 1);
 	} else {
@@ -322,7 +324,7 @@ static void replay_put(struct fs_mount *m, struct reflect_ev *e)
 		if (ftruncate(fd, (off_t)e->size) != 0)
 			fprintf(stderr, "etcfs: reflect ftruncate %s: %s\n", p, strerror(errno));
 		close(fd);
-		CTR_INC(m, reflected);
+		CTR_REFLECT(m, REFL_MODIFY);
 	}
 	view_clear(m);
 	inval_file(m, e->key, e->klen);
@@ -339,13 +341,13 @@ static void replay_delete(struct fs_mount *m, struct reflect_ev *e)
 		if (kv_prefix_nonempty(m, e->key, e->klen, 0, NULL, 0, &ne) == 0 && !ne) {
 			view_set(m, 0, FS_DIR, e->key, e->klen, 1, NULL, 0);
 			if (rmdir(p) == 0)
-				CTR_INC(m, reflected);
+				CTR_REFLECT(m, REFL_RMDIR);
 			view_clear(m);
 		}
 	} else {
 		view_set(m, 0, FS_FILE, e->key, e->klen, 1, &e->prev, e->prev_size);
 		if (unlink(p) == 0)
-			CTR_INC(m, reflected);
+			CTR_REFLECT(m, REFL_DELETE);
 		view_clear(m);
 		inval_file(m, e->key, e->klen);
 	}
@@ -363,7 +365,7 @@ static void replay_rename(struct fs_mount *m, struct reflect_ev *del, struct ref
 			 put->prev_exists ? put->prev_size : put->size);
 		make_ancestors(m, to);
 		if (rename(from, to) == 0)
-			CTR_INC(m, reflected);
+			CTR_REFLECT(m, REFL_RENAME);
 		else
 			fprintf(stderr, "etcfs: reflect rename %s: %s\n", from, strerror(errno));
 		view_clear(m);
@@ -465,7 +467,7 @@ static int replay_dir_rename(struct fs_mount *m, struct reflect_ev **v, int n)
 		view_set(m, 1, FS_DIR, p0->key, bl, 0, NULL, 0);
 		make_ancestors(m, to);
 		if (rename(from, to) == 0)
-			CTR_INC(m, reflected);
+			CTR_REFLECT(m, REFL_RENAME);
 		else
 			fprintf(stderr, "etcfs: reflect rename %s: %s\n", from, strerror(errno));
 		view_clear(m);
