@@ -88,6 +88,7 @@ struct waiter {
 	uint64_t id;
 	int state;
 	int err;           /* for reads: 0 = go ahead and read; else EF_E_* */
+	int proposed;      /* writes: handed to Raft (else still held: not applied) */
 	ef_msg *resp;
 	ef_arena *a;
 	pthread_cond_t cv;
@@ -1109,23 +1110,36 @@ static void hold(node *n, struct ev *e)
 	n->held_tail = e;
 }
 
+/* Hand held proposals to Raft once a leader is known.  A proposal whose
+ * client gave up while it was held is dropped here: it was never proposed,
+ * so its client was told "no leader" (not applied), and it must stay so. */
 static void try_held(node *n)
 {
-	if (raft_leader(n->r) == RAFT_NONE)
+	if (raft_leader(n->r) == RAFT_NONE || !n->held_head)
 		return;
 	struct ev *list = n->held_head;
 	n->held_head = n->held_tail = NULL;
+	pthread_mutex_lock(&n->mu);
 	while (list) {
 		struct ev *e = list;
 		list = e->next;
+		struct waiter *w = e->waiter ? waiter_find(n, e->waiter) : NULL;
+		if (e->waiter && !w) {
+			free(e->data);
+			free(e);
+			continue;
+		}
 		int rv = raft_propose(n->r, e->data, e->len, NULL);
 		if (rv == RAFT_E_NOT_LEADER || rv == RAFT_E_BUSY) {
 			hold(n, e);
 			continue;
 		}
+		if (w)
+			w->proposed = 1;
 		free(e->data);
 		free(e);
 	}
+	pthread_mutex_unlock(&n->mu);
 }
 
 static void *loop_main(void *arg)
@@ -1327,15 +1341,17 @@ static int do_propose(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a, int
 	e->kind = EV_PROPOSE;
 	e->data = p;
 	e->len = len;
+	e->waiter = w.id;
 	post(n, e);
 	pthread_mutex_lock(&n->mu);
 	int rv = waiter_wait(n, &w, deadline);
-	int no_leader = n->leader == RAFT_NONE;
+	int proposed = w.proposed;
 	pthread_mutex_unlock(&n->mu);
 	pthread_cond_destroy(&w.cv);
 	if (rv == EF_E_TIMEOUT)
-		return set_error(resp, a, no_leader ? EF_E_NO_LEADER : EF_E_TIMEOUT,
-				 no_leader ? "etcdserver: request timed out, no leader (outcome unknown)" : NULL);
+		/* never proposed (no leader all along): certainly not applied,
+		 * and the loop drops it; else the outcome is unknown */
+		return set_error(resp, a, proposed ? EF_E_TIMEOUT : EF_E_NO_LEADER, NULL);
 	if (resp->type == EF_MSG_ERROR)
 		return (int)resp->u.error.code;
 	fill_hdr(n, &resp->hdr);

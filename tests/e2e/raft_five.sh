@@ -3,11 +3,17 @@
 source "$(dirname "$0")/lib.sh"
 cluster_start 5
 check "5 members: write" ctl put five 1
-member_kill 1
-member_kill 2
-check "5 members, 2 down: write" ctl --command-timeout 10s put five 2
+L=$(leader_index)
+O=$((L % 5 + 1))
+t0=$(date +%s%N)
+member_kill "$L" # the leader and one more
+member_kill "$O"
+check "5 members, leader and one more down: write (after the election)" ctl --command-timeout 20s put five 2
+echo "write acknowledged $((($(date +%s%N) - t0) / 1000000)) ms after the kills"
+for i in 1 2 3 4 5; do [ -z "${M_DOWN[$i]:-}" ] && { UP1=$i; break; }; done
 v=$(ctl --command-timeout 10s get five --print-value-only)
 expect_eq "5 members, 2 down: linearizable read" "$v" 2
-member_kill 3
-check "5 members, 3 down: write fails (no quorum)" bash -c "! $ETCFSCTL --endpoints tcp://127.0.0.1:${M_CPORT[4]} --command-timeout 3s put five 3"
+member_kill "$UP1"
+for i in 1 2 3 4 5; do [ -z "${M_DOWN[$i]:-}" ] && UP2=$i; done
+check "5 members, 3 down: write fails (no quorum)" bash -c "! $ETCFSCTL --endpoints tcp://127.0.0.1:${M_CPORT[$UP2]} --command-timeout 3s put five 3"
 t_finish
