@@ -28,6 +28,7 @@
 #include <nng/nng.h>
 
 #include "client.h"
+#include "streamio.h"
 
 static __thread char errbuf[512];
 
@@ -148,38 +149,6 @@ static void conn_unref(efc_client *c, struct conn *k)
 	}
 }
 
-/* ------------------------------------------------------------------ */
-/* Blocking stream I/O on top of nng aio.                               */
-
-static int stream_io(nng_stream *s, void *buf, size_t len, int sending)
-{
-	nng_aio *aio;
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
-		return NNG_ENOMEM;
-	uint8_t *p = buf;
-	int rv = 0;
-	while (len > 0) {
-		nng_iov iov = {.iov_buf = p, .iov_len = len};
-		nng_aio_set_iov(aio, 1, &iov);
-		if (sending)
-			nng_stream_send(s, aio);
-		else
-			nng_stream_recv(s, aio);
-		nng_aio_wait(aio);
-		rv = nng_aio_result(aio);
-		if (rv != 0)
-			break;
-		size_t n = nng_aio_count(aio);
-		if (n == 0) {
-			rv = NNG_ECLOSED;
-			break;
-		}
-		p += n;
-		len -= n;
-	}
-	nng_aio_free(aio);
-	return rv;
-}
 
 /* ------------------------------------------------------------------ */
 
@@ -423,7 +392,7 @@ static void conn_release(efc_client *c, struct conn *k)
 static int send_frame(struct conn *k, const uint8_t *p, size_t n)
 {
 	pthread_mutex_lock(&k->wmu);
-	int rv = stream_io(k->s, (void *)p, n, 1);
+	int rv = ef_stream_io(k->s, (void *)p, n, 1);
 	pthread_mutex_unlock(&k->wmu);
 	return rv;
 }

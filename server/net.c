@@ -21,6 +21,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "log.h"
+#include "../proto/streamio.h"
 #include "net.h"
 
 #define WATCH_QUEUE_BYTES (8u << 20)
@@ -137,34 +138,6 @@ static int conn_send_msg(struct conn *c, const ef_msg *m, int bound)
 	return conn_enqueue(c, wb.p, wb.len, bound); /* wbuf memory handed over */
 }
 
-static int stream_io(nng_stream *s, void *buf, size_t len, int sending)
-{
-	nng_aio *aio;
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
-		return NNG_ENOMEM;
-	uint8_t *p = buf;
-	int rv = 0;
-	while (len > 0) {
-		nng_iov iov = {.iov_buf = p, .iov_len = len};
-		nng_aio_set_iov(aio, 1, &iov);
-		if (sending)
-			nng_stream_send(s, aio);
-		else
-			nng_stream_recv(s, aio);
-		nng_aio_wait(aio);
-		if ((rv = nng_aio_result(aio)) != 0)
-			break;
-		size_t k = nng_aio_count(aio);
-		if (k == 0) {
-			rv = NNG_ECLOSED;
-			break;
-		}
-		p += k;
-		len -= k;
-	}
-	nng_aio_free(aio);
-	return rv;
-}
 
 static void *writer_main(void *arg)
 {
@@ -187,7 +160,7 @@ static void *writer_main(void *arg)
 		}
 		int rv = 0;
 		if (nq == 1) {
-			rv = stream_io(c->s, q->p, q->n, 1);
+			rv = ef_stream_io(c->s, q->p, q->n, 1);
 		} else {
 			uint8_t *big = malloc(total);
 			if (big) {
@@ -196,11 +169,11 @@ static void *writer_main(void *arg)
 					memcpy(big + off, x->p, x->n);
 					off += x->n;
 				}
-				rv = stream_io(c->s, big, total, 1);
+				rv = ef_stream_io(c->s, big, total, 1);
 				free(big);
 			} else {
 				for (struct outq *x = q; x && rv == 0; x = x->next)
-					rv = stream_io(c->s, x->p, x->n, 1);
+					rv = ef_stream_io(c->s, x->p, x->n, 1);
 			}
 		}
 		while (q) {
@@ -341,7 +314,7 @@ static void *reader_main(void *arg)
 	uint8_t hdr[EF_WIRE_HDR_LEN];
 	size_t max_body = G.max_req + 64 * 1024;
 	for (;;) {
-		if (stream_io(c->s, hdr, sizeof hdr, 0) != 0)
+		if (ef_stream_io(c->s, hdr, sizeof hdr, 0) != 0)
 			break;
 		ef_frame_hdr h;
 		int rv = ef_decode_header(hdr, sizeof hdr, max_body, &h);
@@ -365,7 +338,7 @@ static void *reader_main(void *arg)
 		if (!frame)
 			break;
 		memcpy(frame, hdr, sizeof hdr);
-		if (h.body_len && stream_io(c->s, frame + EF_WIRE_HDR_LEN, h.body_len, 0) != 0) {
+		if (h.body_len && ef_stream_io(c->s, frame + EF_WIRE_HDR_LEN, h.body_len, 0) != 0) {
 			free(frame);
 			break;
 		}
