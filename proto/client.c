@@ -726,8 +726,10 @@ int efc_watch_start(efc_client *c, const ef_watch_create_req *req, efc_watch_cb 
 		free(w);
 		return EF_E_NOMEM;
 	}
-	memcpy(w->keybuf, req->key.p, req->key.n);
-	memcpy(w->keybuf + req->key.n, req->range_end.p, req->range_end.n);
+	if (req->key.n)
+		memcpy(w->keybuf, req->key.p, req->key.n);
+	if (req->range_end.n) /* an empty ef_buf may carry a NULL pointer */
+		memcpy(w->keybuf + req->key.n, req->range_end.p, req->range_end.n);
 	w->req = *req;
 	w->req.key.p = w->keybuf;
 	w->req.range_end.p = w->keybuf + req->key.n;
