@@ -52,8 +52,8 @@ int dir_open(struct fs_mount *m, struct fs_inode *dir, struct fs_dirh **out)
 	d->cp = malloc(dir->klen + 1);
 	d->next = malloc(dir->klen + 1);
 	if (d->cp && d->next) {
-		memcpy(d->cp, dir->key, dir->klen);
-		memcpy(d->next, dir->key, dir->klen);
+		fs_memcpy(d->cp, dir->key, dir->klen);
+		fs_memcpy(d->next, dir->key, dir->klen);
 	}
 	pthread_mutex_unlock(&m->mu);
 	d->nlen = d->cplen;
@@ -115,7 +115,7 @@ static int set_next(struct fs_dirh *d, const uint8_t *p, uint32_t n, int plus_ze
 	uint8_t *nx = malloc(n + 1);
 	if (!nx)
 		return ENOMEM;
-	memcpy(nx, p, n);
+	fs_memcpy(nx, p, n);
 	if (plus_zero)
 		nx[n++] = 0;
 	free(d->next);
@@ -196,7 +196,7 @@ static int fetch_page(struct fs_mount *m, struct fs_dirh *d)
 				err = ENOMEM;
 				break;
 			}
-			memcpy(dk, k->p, k->n);
+			fs_memcpy(dk, k->p, k->n);
 			dk[k->n] = '/';
 			int ne = 0;
 			int rv2 = kv_prefix_nonempty(m, dk, k->n + 1, 1, NULL, 0, &ne);

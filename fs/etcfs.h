@@ -349,4 +349,12 @@ int reflect_start(struct fs_mount *m);
 void reflect_stop(struct fs_mount *m);
 int reflect_is_me(struct fs_mount *m, fuse_req_t req);
 
+/* memcpy that accepts an empty source given as NULL (an empty value or
+ * buffer has no storage here): memcpy(d, NULL, 0) is undefined behaviour. */
+#include <string.h>
+static inline void *fs_memcpy(void *d, const void *s, size_t n)
+{
+	return n ? memcpy(d, s, n) : d;
+}
+
 #endif

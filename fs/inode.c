@@ -106,7 +106,7 @@ struct fs_inode *inode_get(struct fs_mount *m, int type, const uint8_t *key, uin
 		free(in);
 		return NULL;
 	}
-	memcpy(in->key, key, klen);
+	fs_memcpy(in->key, key, klen);
 	in->klen = klen;
 	in->type = (uint8_t)type;
 	in->ino = ++m->nino;
@@ -154,7 +154,7 @@ int inode_rekey(struct fs_mount *m, struct fs_inode *in, const uint8_t *key, uin
 	uint8_t *nk = malloc(klen ? klen : 1);
 	if (!nk)
 		return ENOMEM;
-	memcpy(nk, key, klen);
+	fs_memcpy(nk, key, klen);
 	struct fs_inode *old = inode_find(m, in->type, key, klen);
 	if (old && old != in) {
 		hash_remove(m, old);
@@ -181,8 +181,8 @@ int inode_rekey_prefix(struct fs_mount *m, const uint8_t *from, uint32_t flen,
 		uint8_t *nk = malloc(nl ? nl : 1);
 		if (!nk)
 			return ENOMEM;
-		memcpy(nk, to, tlen);
-		memcpy(nk + tlen, in->key + flen, in->klen - flen);
+		fs_memcpy(nk, to, tlen);
+		fs_memcpy(nk + tlen, in->key + flen, in->klen - flen);
 		int rv = inode_rekey(m, in, nk, nl);
 		free(nk);
 		if (rv)

@@ -195,7 +195,7 @@ static int bind_listener(const char *spec, int *out)
 	}
 	if (hl >= sizeof host)
 		return EINVAL;
-	memcpy(host, spec, hl);
+	fs_memcpy(host, spec, hl);
 	host[hl] = 0;
 
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,

@@ -72,7 +72,7 @@ uint32_t names_encode(const uint8_t *seg, uint32_t slen, int kind, char *out)
 {
 	size_t pos = 0;
 	if (kind == NAME_ANY && is_plain(seg, slen)) {
-		memcpy(out, seg, slen);
+		fs_memcpy(out, seg, slen);
 		out[slen] = 0;
 		return slen;
 	}
@@ -112,7 +112,7 @@ int names_decode(const char *name, int *kind, uint8_t **seg, uint32_t *slen)
 		*seg = malloc(n + 1);
 		if (!*seg)
 			return ENOMEM;
-		memcpy(*seg, name, n);
+		fs_memcpy(*seg, name, n);
 		*slen = (uint32_t)n;
 		return 0;
 	}
@@ -197,7 +197,7 @@ char *names_key_to_path(struct fs_mount *m, const uint8_t *key, uint32_t klen)
 			}
 			if (pos)
 				out[pos++] = '/';
-			memcpy(out + pos, name, l);
+			fs_memcpy(out + pos, name, l);
 			pos += l;
 			s += used;
 			if (s >= end)

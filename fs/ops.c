@@ -73,7 +73,7 @@ static int inode_key(struct fs_mount *m, fuse_ino_t ino, uint8_t **key, uint32_t
 	}
 	*key = malloc(in->klen + 1);
 	if (*key) {
-		memcpy(*key, in->key, in->klen);
+		fs_memcpy(*key, in->key, in->klen);
 		*klen = in->klen;
 		if (type)
 			*type = in->type;
@@ -89,9 +89,9 @@ static uint8_t *cat(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t bn
 	uint8_t *p = malloc((size_t)an + bn + cn + 1);
 	if (!p)
 		return NULL;
-	memcpy(p, a, an);
-	memcpy(p + an, b, bn);
-	memcpy(p + an + bn, c ? c : "", cn);
+	fs_memcpy(p, a, an);
+	fs_memcpy(p + an, b, bn);
+	fs_memcpy(p + an + bn, c ? c : "", cn);
 	*outn = an + bn + cn;
 	return p;
 }
@@ -168,7 +168,7 @@ static void cache_value(struct fs_mount *m, struct fs_inode *in, const struct kv
 	uint8_t *c = malloc(v->vlen ? v->vlen : 1);
 	if (!c)
 		return;
-	memcpy(c, v->val, v->vlen);
+	fs_memcpy(c, v->val, v->vlen);
 	free(in->cval);
 	in->cval = c;
 	in->cval_rev = v->kv.mod_revision;
@@ -247,7 +247,7 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 				skiplen = m->view.k[i].klen;
 				skipbuf = malloc(skiplen + 1);
 				if (skipbuf)
-					memcpy(skipbuf, m->view.k[i].key, skiplen);
+					fs_memcpy(skipbuf, m->view.k[i].key, skiplen);
 				skip = skipbuf;
 			}
 		if (inview && ex) {
@@ -536,11 +536,11 @@ static int commit(struct fs_mount *m, struct fs_handle *h)
 	uint32_t klen = in->klen;
 	uint8_t *key = malloc(klen + 1);
 	if (key)
-		memcpy(key, in->key, klen);
+		fs_memcpy(key, in->key, klen);
 	if (!stale && local == FS_TEMP && key) {
 		uint8_t *d = malloc(h->len ? h->len : 1);
 		if (d) {
-			memcpy(d, h->data, h->len);
+			fs_memcpy(d, h->data, h->len);
 			free(in->ldata);
 			in->ldata = d;
 			in->llen = h->len;
@@ -663,7 +663,7 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 				handle_free(h);
 				return ENOMEM;
 			}
-			memcpy(h->data, in->ldata, in->llen);
+			fs_memcpy(h->data, in->ldata, in->llen);
 		}
 		pthread_mutex_unlock(&m->mu);
 		if (trunc)
@@ -675,7 +675,7 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 	uint32_t klen = in->klen;
 	uint8_t *key = malloc(klen + 1);
 	if (key)
-		memcpy(key, in->key, klen);
+		fs_memcpy(key, in->key, klen);
 	/* consistency=cached: the watch keeps the cached value current */
 	int hit = m->o.consistency == FS_CACHED && m->watch_ok && in->cval && in->known &&
 		  in->exists && in->cval_rev == in->mod_rev && !trunc;
@@ -685,7 +685,7 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 		v.vlen = (uint32_t)in->size;
 		v.val = malloc(v.vlen ? v.vlen : 1);
 		if (v.val)
-			memcpy(v.val, in->cval, v.vlen);
+			fs_memcpy(v.val, in->cval, v.vlen);
 		v.kv.mod_revision = in->mod_rev;
 		v.kv.create_revision = in->create_rev;
 		v.kv.version = in->version;
@@ -711,7 +711,7 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 				v.vlen = (uint32_t)in->size;
 				v.val = malloc(v.vlen ? v.vlen : 1);
 				if (v.val) {
-					memcpy(v.val, in->cval, v.vlen);
+					fs_memcpy(v.val, in->cval, v.vlen);
 					v.kv.mod_revision = in->mod_rev;
 					v.kv.lease = in->lease;
 					rv = 0;
@@ -822,7 +822,7 @@ static int do_write(struct fs_mount *m, struct fs_handle *h, const char *buf, si
 	else if (end > h->len)
 		err = buf_resize(h, end);
 	if (!err) {
-		memcpy(h->data + off, buf, size);
+		fs_memcpy(h->data + off, buf, size);
 		mark_dirty(m, h);
 		h->written = 1;
 	}
@@ -930,7 +930,7 @@ static int truncate_key(struct fs_mount *m, fuse_ino_t ino, uint64_t size)
 			rv = EF_E_NOMEM;
 			break;
 		}
-		memcpy(nv, v.val, v.vlen < size ? v.vlen : size);
+		fs_memcpy(nv, v.val, v.vlen < size ? v.vlen : size);
 		int64_t rev;
 		rv = kv_put(m, key, klen, nv, (uint32_t)size, v.kv.mod_revision, 0, v.kv.lease, &rev);
 		if (rv == 0) {
@@ -1353,7 +1353,7 @@ static int rename_file(struct fs_mount *m, struct target *s, struct target *d, c
 			llen = in->llen;
 			ldata = malloc(llen ? llen : 1);
 			if (ldata)
-				memcpy(ldata, in->ldata, llen);
+				fs_memcpy(ldata, in->ldata, llen);
 		}
 		pthread_mutex_unlock(&m->mu);
 		if (local == FS_TEMP && !ldata)
@@ -1491,8 +1491,8 @@ static int rename_dir(struct fs_mount *m, struct target *s, struct target *d, un
 				err = ENOMEM;
 				break;
 			}
-			memcpy(nk, d->dk, d->dklen);
-			memcpy(nk + d->dklen, kv->key.p + s->dklen, kv->key.n - s->dklen);
+			fs_memcpy(nk, d->dk, d->dklen);
+			fs_memcpy(nk + d->dklen, kv->key.p + s->dklen, kv->key.n - s->dklen);
 			ops[i].type = EF_OP_PUT;
 			ops[i].u.put.key = (ef_buf){nk, nl};
 			ops[i].u.put.value = kv->value;
@@ -1834,7 +1834,7 @@ static int parse_i64(const char *v, size_t n, int hex_ok, int64_t *out)
 	char buf[32];
 	if (n == 0 || n >= sizeof buf)
 		return EINVAL;
-	memcpy(buf, v, n);
+	fs_memcpy(buf, v, n);
 	buf[n] = 0;
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
 		buf[--n] = 0;

@@ -109,7 +109,7 @@ static void on_watch(void *ud, const ef_watch_resp *w, const ef_resp_header *hdr
 			free(e);
 			continue;
 		}
-		memcpy(e->key, ev->kv.key.p, ev->kv.key.n);
+		fs_memcpy(e->key, ev->kv.key.p, ev->kv.key.n);
 		e->klen = ev->kv.key.n;
 		e->type = ev->type;
 		e->kv = ev->kv;
@@ -203,7 +203,7 @@ static void view_set(struct fs_mount *m, int i, int type, const uint8_t *key, ui
 	if (key) {
 		m->view.k[i].key = malloc(klen + 1);
 		if (m->view.k[i].key)
-			memcpy(m->view.k[i].key, key, klen);
+			fs_memcpy(m->view.k[i].key, key, klen);
 	}
 	m->view.k[i].type = type;
 	m->view.k[i].klen = klen;
@@ -554,7 +554,7 @@ static void resync(struct fs_mount *m)
 		}
 		e->key = malloc(in->klen + 1);
 		if (e->key)
-			memcpy(e->key, in->key, in->klen);
+			fs_memcpy(e->key, in->key, in->klen);
 		e->klen = in->klen;
 		e->prev_exists = in->exists;
 		e->prev.mod_revision = in->mod_rev;
