@@ -299,6 +299,12 @@ static void replay_put(struct fs_mount *m, struct reflect_ev *e)
 		return;
 	if (is_marker(e, m)) {
 		if (!e->prev_exists) {
+			/* "a/d/" names directory a/d: drop the trailing slash, or
+			 * make_ancestors would mkdir d itself and the mkdir below
+			 * could report a second CREATE */
+			size_t pl = strlen(p);
+			if (pl > 1 && p[pl - 1] == '/')
+				p[pl - 1] = 0;
 			view_set(m, 0, FS_DIR, e->key, e->klen, 0, NULL, 0);
 			make_ancestors(m, p);
 			if (mkdir(p, 0755) == 0)
