@@ -160,17 +160,12 @@ static void jw_close(ef_wbuf *b)
 	ef_wbuf_u8(b, '}');
 }
 
-/* "k":"123" unless v == 0 (jsonpb: 64-bit integers as strings, defaults omitted). */
-static void jw_i64(ef_wbuf *b, const char *k, int64_t v)
+/* "k":"123": jsonpb writes 64-bit integers as strings. */
+static void jw_quoted_num(ef_wbuf *b, const char *k, const char *num, size_t n)
 {
-	char num[24];
-	size_t n;
 	uint8_t *d;
 
-	if (!v)
-		return;
 	jw_key(b, k);
-	n = fmt_i64(num, v);
 	d = room(b, n + 2);
 	if (!d)
 		return;
@@ -179,22 +174,21 @@ static void jw_i64(ef_wbuf *b, const char *k, int64_t v)
 	d[n + 1] = '"';
 }
 
+/* ... and omits default (zero) values. */
+static void jw_i64(ef_wbuf *b, const char *k, int64_t v)
+{
+	char num[24];
+
+	if (v)
+		jw_quoted_num(b, k, num, fmt_i64(num, v));
+}
+
 static void jw_u64(ef_wbuf *b, const char *k, uint64_t v)
 {
 	char num[24];
-	size_t n;
-	uint8_t *d;
 
-	if (!v)
-		return;
-	jw_key(b, k);
-	n = fmt_u64(num, v);
-	d = room(b, n + 2);
-	if (!d)
-		return;
-	d[0] = '"';
-	memcpy(d + 1, num, n);
-	d[n + 1] = '"';
+	if (v)
+		jw_quoted_num(b, k, num, fmt_u64(num, v));
 }
 
 static void jw_true(ef_wbuf *b, const char *k, int v)
