@@ -265,7 +265,7 @@ static void reset(raft *r, uint64_t term)
 		pr->recent_active = false;
 		inflights_reset(&pr->ins);
 		if (pr->id == r->id)
-			pr->match = rlog_last_index(&r->log);
+			pr->match = r->log.stable; /* only what is on our disk counts */
 		r->votes[i] = -1;
 	}
 }
@@ -326,18 +326,18 @@ void raft_become_leader(raft *r)
 	raft_append_local(r, RAFT_ENTRY_EMPTY, NULL, 0);
 }
 
-/* Leader: append to the own log, count it as matched (the host persists it
- * before sending anything of the same ready) and replicate. */
+/* Leader: append to the own log and replicate at once.  The leader counts
+ * itself towards the commit quorum only once the host has persisted the
+ * entry (raft_advance), so its appends can go out before its own fsync
+ * (thesis 10.2.1) without an entry ever counting as committed while it is
+ * durable on fewer than a majority. */
 int raft_append_local(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
 {
-	progress *self = raft_progress(r, r->id);
 	int rc = rlog_append(&r->log, r->term, type, data, len);
 
 	if (rc)
 		return rc;
-	pr_maybe_update(self, rlog_last_index(&r->log));
-	repl_maybe_commit(r);
-	repl_bcast_append(r);
+	r->bcast_pending = true; /* sent at the next ready, with its neighbours */
 	return 0;
 }
 
@@ -582,9 +582,53 @@ int raft_step_leader(raft *r, const raft_msg *m)
 /* ------------------------------------------------------------------ */
 /* Requests from the host                                               */
 
+/* Follower: queue a proposal for the leader, in the MSG_PROP already
+ * queued for it if there is one (one message per ready, not per proposal). */
+static int forward_proposal(raft *r, const void *data, uint32_t len)
+{
+	raft_msg *o = NULL;
+	raft_entry *v, e = {.type = RAFT_ENTRY_NORMAL};
+	bool fresh = false;
+
+	for (size_t j = 0; j < r->n_msgs; j++)
+		if (r->msgs[j].type == RAFT_MSG_PROP && r->msgs[j].to == r->lead)
+			o = &r->msgs[j];
+	if (o != NULL) {
+		uint64_t bytes = len;
+		for (uint32_t k = 0; k < o->n_entries; k++)
+			bytes += o->entries[k].len + 32;
+		if (bytes > r->cfg.max_msg_bytes)
+			o = NULL; /* full: start another message */
+	}
+	if (len) {
+		e.data = rdata_new(data, len);
+		if (e.data == NULL)
+			return RAFT_E_NOMEM;
+		e.len = len;
+	}
+	if (o == NULL) {
+		o = raft_send(r, RAFT_MSG_PROP, r->lead);
+		if (o == NULL) {
+			rdata_unref(e.data);
+			return RAFT_E_NOMEM;
+		}
+		o->term = 0; /* proposals are term-less: any leader may take them */
+		fresh = true;
+	}
+	v = realloc(o->entries, (o->n_entries + 1) * sizeof(*v));
+	if (v == NULL) {
+		rdata_unref(e.data);
+		if (fresh)
+			r->n_msgs--;
+		return RAFT_E_NOMEM;
+	}
+	o->entries = v;
+	o->entries[o->n_entries++] = e;
+	return 0;
+}
+
 int raft_propose(raft *r, const void *data, uint32_t len, uint64_t *index_out)
 {
-	raft_msg *o;
 	int rc;
 
 	if (index_out)
@@ -599,27 +643,7 @@ int raft_propose(raft *r, const void *data, uint32_t len, uint64_t *index_out)
 	}
 	if (r->lead == RAFT_NONE)
 		return RAFT_E_NOT_LEADER;
-	o = raft_send(r, RAFT_MSG_PROP, r->lead);
-	if (o == NULL)
-		return RAFT_E_NOMEM;
-	o->term = 0; /* proposals are term-less: any leader may take them */
-	o->entries = calloc(1, sizeof(raft_entry));
-	if (o->entries == NULL) {
-		r->n_msgs--;
-		return RAFT_E_NOMEM;
-	}
-	o->n_entries = 1;
-	o->entries[0].type = RAFT_ENTRY_NORMAL;
-	if (len) {
-		o->entries[0].data = rdata_new(data, len);
-		if (o->entries[0].data == NULL) {
-			free(o->entries);
-			r->n_msgs--;
-			return RAFT_E_NOMEM;
-		}
-		o->entries[0].len = len;
-	}
-	return 0;
+	return forward_proposal(r, data, len);
 }
 
 int raft_read_index(raft *r, const void *ctx, uint32_t len)
@@ -691,7 +715,8 @@ int raft_has_ready(raft *r)
 {
 	raft_hard_state hs = hard_state(r);
 
-	return r->lead != r->prev_lead || r->role != r->prev_role || !hs_equal(&hs, &r->prev_hs) ||
+	return r->bcast_pending || r->lead != r->prev_lead || r->role != r->prev_role ||
+	       !hs_equal(&hs, &r->prev_hs) ||
 	       r->pending_snap || rlog_last_index(&r->log) > r->log.stable || r->n_msgs ||
 	       r->log.committed > r->log.applied || r->n_reads || r->n_failed;
 }
@@ -711,12 +736,60 @@ static raft_entry *copy_entries(const raft_log *l, uint64_t lo, uint64_t hi, siz
 	return v;
 }
 
+/* Messages that claim nothing about the sender's disk: a leader's appends
+ * and heartbeats (the receiver persists what it acknowledges; the leader's
+ * own copy is counted only once persisted), a ReadIndex answer, and what a
+ * follower forwards to its leader.  Votes and append responses do claim it. */
+static bool msg_needs_no_persist(const raft_msg *m)
+{
+	switch (m->type) {
+	case RAFT_MSG_APP:
+	case RAFT_MSG_HEARTBEAT:
+	case RAFT_MSG_READINDEX_RESP:
+	case RAFT_MSG_PROP:
+	case RAFT_MSG_READINDEX:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Stable partition of v: those that may be sent before persisting first
+ * (order within each class kept, so a peer's appends stay in order).
+ * Returns how many come first; 0 (all wait for the fsync, which is always
+ * safe) if no scratch memory is available. */
+static size_t partition_early(raft_msg *v, size_t n)
+{
+	size_t early = 0, late = 0, i;
+	raft_msg *tmp;
+
+	for (i = 0; i < n; i++)
+		early += msg_needs_no_persist(&v[i]);
+	if (early == 0 || early == n)
+		return early;
+	tmp = malloc(n * sizeof(*tmp));
+	if (tmp == NULL)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (msg_needs_no_persist(&v[i]))
+			tmp[late++] = v[i];
+	}
+	for (i = 0; i < n; i++) {
+		if (!msg_needs_no_persist(&v[i]))
+			tmp[late++] = v[i];
+	}
+	memcpy(v, tmp, n * sizeof(*v));
+	free(tmp);
+	return early;
+}
+
 void raft_get_ready(raft *r, raft_ready *rd)
 {
 	uint64_t lo, hi, bytes = 0;
 
 	memset(rd, 0, sizeof(*rd));
 	release_ready_buffers(r); /* a ready not advanced is superseded */
+	repl_flush_bcast(r);
 
 	rd->leader = r->lead;
 	rd->role = r->role;
@@ -726,6 +799,8 @@ void raft_get_ready(raft *r, raft_ready *rd)
 
 	rd->hs = hard_state(r);
 	rd->hs_changed = !hs_equal(&rd->hs, &r->prev_hs);
+	/* Term and vote as the previous ready left them: on disk by now. */
+	bool term_durable = rd->hs.term == r->prev_hs.term && rd->hs.vote == r->prev_hs.vote;
 	r->prev_hs = rd->hs;
 
 	if (r->pending_snap) {
@@ -750,6 +825,7 @@ void raft_get_ready(raft *r, raft_ready *rd)
 	r->rd_committed_hi = rd->n_committed ? hi - 1 : 0;
 	rd->committed = r->rd_committed;
 
+	rd->n_msgs_early = term_durable ? partition_early(r->msgs, r->n_msgs) : 0;
 	r->rd_msgs = r->msgs;
 	r->rd_n_msgs = r->n_msgs;
 	rd->msgs = r->msgs;
@@ -782,6 +858,10 @@ void raft_advance(raft *r, const raft_ready *rd)
 		 * append may have replaced it since). */
 		if (e->index > r->log.stable && rlog_match_term(&r->log, e->index, e->term))
 			r->log.stable = e->index;
+		/* The leader's own copy now counts towards the quorum. */
+		if (r->role == RAFT_LEADER &&
+		    pr_maybe_update(raft_progress(r, r->id), r->log.stable) && repl_maybe_commit(r))
+			r->bcast_pending = true;
 	}
 	if (rd->n_committed) {
 		uint64_t a = rd->committed[rd->n_committed - 1].index;

@@ -11,13 +11,21 @@
  *   1. raft_get_ready(r, &rd) when raft_has_ready(r).
  *   2. If rd.snapshot: install the snapshot data it names into the state
  *      machine (the data came out of band, see MSG_SNAP below).
- *   3. Persist rd.entries (appending; an entry whose index is already in the
+ *   3. Send rd.msgs[0 .. rd.n_msgs_early): they claim nothing about this
+ *      ready's persistence (a leader's appends and heartbeats, forwarded
+ *      proposals), so the leader writes its log in parallel with its
+ *      followers (thesis 10.2.1); it counts itself in the commit quorum only
+ *      for entries already persisted (raft_advance reports them).
+ *   4. Persist rd.entries (appending; an entry whose index is already in the
  *      log replaces it and everything after it) and rd.hs if rd.hs_changed,
- *      and fsync them.  Nothing of this ready may be sent before the fsync.
- *   4. Send rd.msgs.
- *   5. Apply rd.committed in order; answer rd.reads once the applied index
- *      reaches each read's index.
- *   6. raft_advance(r, &rd).  rd's pointers are valid until this call.
+ *      and fsync them.  Nothing else of this ready (votes, append
+ *      responses) may be sent before the fsync.
+ *   5. Send rd.msgs[rd.n_msgs_early .. rd.n_msgs).
+ *   6. Apply rd.committed in order; answer rd.reads once the applied index
+ *      reaches each read's index.  (Committed entries below rd.entries[0]
+ *      were persisted by an earlier ready: the host may apply those before
+ *      step 4, so their clients need not wait for this ready's fsync.)
+ *   7. raft_advance(r, &rd).  rd's pointers are valid until this call.
  * Every raft_get_ready must be followed by its raft_advance before the next
  * raft_get_ready (a second get_ready discards the unsent messages of the
  * first).  Other calls (raft_step, raft_tick, raft_propose, raft_compact...)
@@ -122,8 +130,8 @@ typedef struct raft_ready {
 	raft_entry *entries; /* to persist */
 	size_t n_entries;
 
-	raft_msg *msgs; /* to send after persisting */
-	size_t n_msgs;
+	raft_msg *msgs; /* the first n_msgs_early may go before persisting */
+	size_t n_msgs, n_msgs_early;
 
 	raft_entry *committed; /* to apply */
 	size_t n_committed;

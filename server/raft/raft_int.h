@@ -167,6 +167,11 @@ struct raft {
 
 	uint64_t lead_transferee; /* RAFT_NONE unless a transfer is running */
 
+	/* Leader: new entries or a new commit index still to be sent.  Set by
+	 * appends and commits, flushed once per ready (repl_flush_bcast), so a
+	 * burst of proposals makes one MSG_APP per follower, not one each. */
+	bool bcast_pending;
+
 	/* ReadIndex state (leader): confirmed-by-heartbeat queue and the
 	 * requests waiting for the first commit of the term. */
 	read_queue reads_pending, reads_wait_commit;
@@ -220,6 +225,7 @@ bool election_msg_is_transfer(const raft_msg *m);
 /* replication.c */
 bool repl_send_append(raft *r, uint64_t to, bool send_if_empty);
 void repl_bcast_append(raft *r);
+void repl_flush_bcast(raft *r);
 void repl_bcast_heartbeat(raft *r, uint64_t ctx_seq);
 bool repl_maybe_commit(raft *r);
 void repl_handle_append(raft *r, const raft_msg *m);

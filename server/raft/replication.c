@@ -103,6 +103,34 @@ void repl_bcast_append(raft *r)
 			repl_send_append(r, r->prs[i].id, true);
 }
 
+/* Send what appends and commits left pending: to each follower the entries
+ * it lacks, or, when it lacks none and no append to it is queued, an empty
+ * append carrying the commit index.  Appends already queued this round get
+ * the current commit index, which only grows. */
+void repl_flush_bcast(raft *r)
+{
+	if (!r->bcast_pending)
+		return;
+	r->bcast_pending = false;
+	if (r->role != RAFT_LEADER)
+		return;
+	for (uint32_t i = 0; i < r->n_prs; i++) {
+		uint64_t id = r->prs[i].id;
+		bool queued = false;
+		if (id == r->id)
+			continue;
+		for (size_t j = 0; j < r->n_msgs; j++) {
+			raft_msg *m = &r->msgs[j];
+			if (m->type == RAFT_MSG_APP && m->to == id && m->term == r->term) {
+				m->commit = r->log.committed;
+				queued = true;
+			}
+		}
+		if (!repl_send_append(r, id, false) && !queued)
+			repl_send_append(r, id, true);
+	}
+}
+
 void repl_bcast_heartbeat(raft *r, uint64_t ctx_seq)
 {
 	for (uint32_t i = 0; i < r->n_prs; i++) {
@@ -212,8 +240,8 @@ void repl_handle_append_resp(raft *r, const raft_msg *m)
 		break;
 	}
 	if (repl_maybe_commit(r)) {
-		/* Tell everyone the new commit index. */
-		repl_bcast_append(r);
+		/* Tell everyone the new commit index (once per ready). */
+		r->bcast_pending = true;
 	} else if (was_paused) {
 		/* It may have missed the commit index while paused. */
 		repl_send_append(r, m->from, true);

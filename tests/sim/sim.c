@@ -449,6 +449,18 @@ static void answer_read(int i, const raft_read_state *rs, bool ok)
 	/* Unknown id: a duplicate answer of a duplicated request; harmless. */
 }
 
+static void host_send(int i, const raft_msg *msgs, size_t lo, size_t hi)
+{
+	for (size_t j = lo; j < hi; j++) {
+		int to = (int)msgs[j].to - 1;
+		if (to < 0 || to >= g_nodes || msgs[j].from != (uint64_t)i + 1) {
+			fail("message with bad address from node %d", i + 1);
+			continue;
+		}
+		net_push(i, to, &msgs[j]);
+	}
+}
+
 /* Run the host contract once. Returns false if the node crashed. */
 static bool host_ready(int i, bool allow_torn_crash)
 {
@@ -472,7 +484,9 @@ static bool host_ready(int i, bool allow_torn_crash)
 		trace("node %d installs snapshot %llu", i + 1,
 		      (unsigned long long)rd.snapshot->index);
 	}
-	/* 3. persist; a crash here may tear the tail. */
+	/* 3. send what needs no persistence: it is out even if we crash next. */
+	host_send(i, rd.msgs, 0, rd.n_msgs_early);
+	/* 4. persist; a crash here may tear the tail. */
 	if (allow_torn_crash && rd.n_entries && chance(20)) {
 		size_t k = rn(rd.n_entries);
 		for (size_t j = 0; j < k; j++)
@@ -489,23 +503,16 @@ static bool host_ready(int i, bool allow_torn_crash)
 			fail("hard state term went back on node %d", i + 1);
 		nd->d.hs = rd.hs;
 	}
-	/* 4. send */
-	for (size_t j = 0; j < rd.n_msgs; j++) {
-		int to = (int)rd.msgs[j].to - 1;
-		if (to < 0 || to >= g_nodes || rd.msgs[j].from != (uint64_t)i + 1) {
-			fail("message with bad address from node %d", i + 1);
-			continue;
-		}
-		net_push(i, to, &rd.msgs[j]);
-	}
-	/* 5. apply, answer reads */
+	/* 5. send the rest */
+	host_send(i, rd.msgs, rd.n_msgs_early, rd.n_msgs);
+	/* 6. apply, answer reads */
 	for (size_t j = 0; j < rd.n_committed; j++)
 		apply_entry(i, &rd.committed[j]);
 	for (size_t j = 0; j < rd.n_reads; j++)
 		answer_read(i, &rd.reads[j], true);
 	for (size_t j = 0; j < rd.n_failed_reads; j++)
 		answer_read(i, &rd.failed_reads[j], false);
-	/* 6. */
+	/* 7. */
 	raft_advance(nd->r, &rd);
 	return true;
 }
