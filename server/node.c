@@ -1062,9 +1062,11 @@ static void handle_ready(node *n)
 	send_msgs(n, rd.msgs, 0, rd.n_msgs_early);
 	/* Committed entries below this ready's new entries are on our disk
 	 * already (and, being committed, on a quorum's): apply them and answer
-	 * their clients now rather than after the next batch's fsync. */
+	 * their clients now rather than after the next batch's fsync.  Not when
+	 * messages wait for the fsync (a follower's append responses): the
+	 * leader's commit, and so every client, waits for those. */
 	size_t pre = 0;
-	if (rd.n_committed && !rd.snapshot) {
+	if (rd.n_committed && !rd.snapshot && rd.n_msgs_early == rd.n_msgs) {
 		uint64_t first_new = rd.n_entries ? rd.entries[0].index : UINT64_MAX;
 		while (pre < rd.n_committed && rd.committed[pre].index < first_new)
 			pre++;
