@@ -81,4 +81,18 @@ member_cont "$L"
 v=$(ctl_on "$L" --command-timeout 10s get stale-check --print-value-only 2>&1)
 expect_eq "linearizable read on the resumed old leader is not stale" "$v" "new"
 check "nothing lost after SIGSTOP/SIGCONT" all_acked_present w1 "$T_DIR/acked-w1"
+
+# move-leader: leadership goes where it is sent, and the cluster keeps serving
+wait_for 30 "cluster ready" cluster_ready
+L=$(leader_index) || { fail "leader before move-leader"; exit 1; }
+T=$(( L % 3 + 1 ))
+member_hex() { ctl_on "$1" --command-timeout 2s endpoint status -w table | awk -F'|' 'NR==4 {gsub(/ /,"",$3); print $3}'; }
+TID=$(member_hex "$T")
+out=$(ctl move-leader "$TID" 2>&1)
+check "move-leader to member $T ($TID) reports the transfer ($out)" grep -q "Leadership transferred from .* to $TID" <<<"$out"
+leader_is_target() { [ "$(leader_index)" = "$T" ]; }
+check "move-leader: member $T leads" wait_for 30 "member $T leads" leader_is_target
+check "move-leader: a write after the transfer" ctl put moved yes
+out=$(ctl move-leader ffffffffffffffff 2>&1)
+check "move-leader to a non-member fails ($out)" grep -q "bad leader transferee" <<<"$out"
 t_finish
