@@ -1860,7 +1860,7 @@ int store_events_since(store *s, ef_buf key, ef_buf range_end, int64_t from_rev,
 		goto out;
 	if (from_rev < 1)
 		from_rev = 1;
-	if (compact > 0 && from_rev <= compact) {
+	if (compact > 0 && from_rev < compact) {
 		rc = EF_E_COMPACTED;
 		goto out;
 	}

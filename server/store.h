@@ -76,7 +76,8 @@ int store_range(store *s, const ef_range_req *req, ef_range_resp *resp, int64_t 
  * rules as ef_range_req), oldest first, at most max events; whole revisions
  * only (a txn's events are never split) unless one revision alone exceeds
  * max.  *next_rev = the revision to ask from next time.  prev_kv is filled
- * when want_prev.  EF_E_COMPACTED if from_rev <= compact revision. */
+ * when want_prev.  EF_E_COMPACTED if from_rev < compact revision (as etcd:
+ * a watch may start at the compact revision itself). */
 int store_events_since(store *s, ef_buf key, ef_buf range_end, int64_t from_rev, uint32_t max,
 		       int want_prev, store_events *out, int64_t *next_rev);
 

@@ -49,7 +49,7 @@
  * for everything about that watch (created, events, cancel, per-watch
  * progress); watch ids are assigned per stream from 0 as etcd does (an
  * explicit id in use: created+canceled with etcd's reason).  A start
- * revision <= the compact revision gives created, then canceled with
+ * revision below the compact revision gives created, then canceled with
  * compact_revision.  WATCH_PROGRESS is answered with the progress request's
  * id, watch_id -1 (etcd 3.4) and header.revision = the revision up to which
  * every watch of the stream has been given its events.  `fragment` is
@@ -1283,7 +1283,7 @@ static int watch_create(watchhub *h, hub_stream *s, const ef_msg *req)
 	}
 	out_push(s, created);
 	int64_t compact = store_compact_revision(h->st);
-	if (c->start_revision > 0 && c->start_revision <= compact) {
+	if (c->start_revision > 0 && c->start_revision < compact) {
 		out_push(s, omsg_ctl(NULL, req->id, id, 0, 1, compact, REASON_COMPACTED, cur));
 		watch_free(w);
 		return 0;

@@ -948,10 +948,18 @@ TEST(compaction)
 	CHECK_EQ(range(s, &q, &r), 0);
 	CHECK_EQ(r.count, 2); /* a, c */
 
-	/* history below is gone: events since 6 fail, since 7 work */
-	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 6, 100, 1, &ev,
+	/* history below is gone: events since 5 fail; since the compact
+	 * revision itself work, as in etcd (what it kept at 6: the put of c) */
+	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 5, 100, 1, &ev,
 				    &next),
 		 EF_E_COMPACTED);
+	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 6, 100, 1, &ev,
+				    &next),
+		 0);
+	CHECK_EQ(ev.n, 4);
+	if (ev.n == 4)
+		CHECK(ev.ev[0].kv.mod_revision == 6 && ev.ev[0].kv.key.n == 1 && ev.ev[0].kv.key.p[0] == 'c');
+	ev.n = 0;
 	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 7, 100, 1, &ev,
 				    &next),
 		 0);

@@ -660,6 +660,17 @@ TEST(cancel_dup_id_compacted)
 	if (n == 3)
 		CHECK(v[0].rev == cur - 2 && v[2].rev == cur);
 	free(v);
+	/* at the compact revision itself: allowed, as in etcd */
+	before = r.n;
+	CHECK(wcreate(s, 62, "k", NULL, cur - 3, 0) == 0);
+	CHECK(rec_wait_msgs(&r, before + 1));
+	wid = created_id(&r, 62);
+	CHECK(rec_wait_rev(&r, wid, cur));
+	v = rec_events(&r, wid, &n);
+	CHECK_EQ(n, 4);
+	if (n == 4)
+		CHECK(v[0].rev == cur - 3 && v[3].rev == cur);
+	free(v);
 	watchhub_stream_close(s);
 	rec_free(&r);
 	env_close(&e);
