@@ -159,6 +159,10 @@ struct node {
 	uint64_t last_snap_index;
 	int attr_published;
 	int64_t attr_sent_ms;
+	/* Quota check: bytes in use as of quota_ms (atomics, read by every
+	 * writing client thread; recomputed at most every QUOTA_RECHECK_MS, as
+	 * the size scan walks LMDB's free list). */
+	_Atomic int64_t quota_inuse, quota_ms;
 
 	/* leases: leader's deadlines */
 	pthread_mutex_t lease_mu;
@@ -1295,18 +1299,22 @@ static int validate(node *n, const ef_msg *req)
 	return rv;
 }
 
-static int is_write(uint8_t t)
+/* Does req need space (etcd's quota cost > 0)?  Puts, txns with a put and
+ * lease grants do; deletes and compactions don't, so an operator past the
+ * quota can still free space. */
+static int costs_space(const ef_msg *req)
 {
-	return t == EF_MSG_PUT || t == EF_MSG_DELETE || t == EF_MSG_TXN;
-}
+	const ef_txn_req *t = &req->u.txn;
 
-static int txn_has_write(const ef_txn_req *t)
-{
+	if (req->type == EF_MSG_PUT || req->type == EF_MSG_LEASE_GRANT)
+		return 1;
+	if (req->type != EF_MSG_TXN)
+		return 0;
 	for (uint32_t i = 0; i < t->n_success; i++)
-		if (t->success[i].type != EF_OP_RANGE)
+		if (t->success[i].type == EF_OP_PUT)
 			return 1;
 	for (uint32_t i = 0; i < t->n_failure; i++)
-		if (t->failure[i].type != EF_OP_RANGE)
+		if (t->failure[i].type == EF_OP_PUT)
 			return 1;
 	return 0;
 }
@@ -1337,6 +1345,23 @@ static int wait_read_index(node *n, int64_t deadline)
 	if (rv == EF_E_TIMEOUT && no_leader)
 		return EF_E_NO_LEADER;
 	return rv ? rv : w.err;
+}
+
+#define QUOTA_RECHECK_MS 50
+
+/* Is the store past --quota-backend-bytes?  Like etcd's, the check is a
+ * little approximate: a burst of writes within QUOTA_RECHECK_MS of the
+ * last measurement may go past the quota before it is noticed. */
+static int over_quota(node *n)
+{
+	if (!n->cfg.quota_bytes)
+		return 0;
+	int64_t now = mono_ms();
+	if (now - atomic_load(&n->quota_ms) >= QUOTA_RECHECK_MS) {
+		atomic_store(&n->quota_inuse, store_db_size_in_use(n->st));
+		atomic_store(&n->quota_ms, now);
+	}
+	return (uint64_t)atomic_load(&n->quota_inuse) > n->cfg.quota_bytes;
 }
 
 static int do_propose(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a, int64_t deadline)
@@ -1606,8 +1631,7 @@ static int node_call_inner(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a
 	case EF_MSG_TXN:
 	case EF_MSG_COMPACT:
 	case EF_MSG_LEASE_REVOKE:
-		if ((is_write(req->type) && (req->type != EF_MSG_TXN || txn_has_write(&req->u.txn))) &&
-		    n->cfg.quota_bytes && (uint64_t)store_db_size_in_use(n->st) > n->cfg.quota_bytes)
+		if (costs_space(req) && over_quota(n))
 			return set_error(resp, a, EF_E_NO_SPACE, NULL);
 		return do_propose(n, req, resp, a, deadline);
 	case EF_MSG_LEASE_GRANT: {
@@ -1617,6 +1641,8 @@ static int node_call_inner(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a
 			g.u.lease.ttl = min_ttl;
 		if (g.u.lease.ttl > 9000000000LL)
 			return set_error(resp, a, EF_E_LEASE_TTL_TOO_LARGE, NULL);
+		if (over_quota(n))
+			return set_error(resp, a, EF_E_NO_SPACE, NULL);
 		if (!g.u.lease.id) {
 			uint64_t r = 0;
 			while ((int64_t)r <= 0) {
