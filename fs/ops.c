@@ -1641,9 +1641,12 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 /* ------------------------------------------------------------------ */
 /* extended attributes                                                  */
 
+/* What listxattr names must be exactly what getxattr returns a value for
+ * (getfattr -d prints an error for every other name): user.etcfs.ttl only
+ * while a lease is attached, nothing for a file that lives only here. */
 static const char file_xattrs[] = "user.etcfs.revision\0user.etcfs.create_revision\0"
-				  "user.etcfs.version\0user.etcfs.lease\0user.etcfs.ttl\0"
-				  "user.etcfs.occ\0";
+				  "user.etcfs.version\0user.etcfs.lease\0user.etcfs.occ\0";
+static const char ttl_xattr[] = "user.etcfs.ttl\0";
 static const char root_xattrs[] = "user.etcfs.cluster_revision\0";
 
 static void reply_xattr_value(fuse_req_t req, const char *v, size_t size)
@@ -1657,29 +1660,54 @@ static void reply_xattr_value(fuse_req_t req, const char *v, size_t size)
 		fuse_reply_buf(req, v, n);
 }
 
+/* The attribute names of ino into out (sizeof file_xattrs + sizeof
+ * ttl_xattr bytes); returns their length or -errno. */
+static long xattr_names(struct fs_mount *m, fuse_ino_t ino, char *out)
+{
+	if (ino == FUSE_ROOT_ID) {
+		memcpy(out, root_xattrs, sizeof root_xattrs - 1);
+		return sizeof root_xattrs - 1;
+	}
+	pthread_mutex_lock(&m->mu);
+	struct fs_inode *in = inode_by_ino(m, ino);
+	int type = in ? in->type : 0, local = in ? in->local : 0;
+	int fetch = in && (!in->known || !m->watch_ok);
+	pthread_mutex_unlock(&m->mu);
+	if (type != FS_FILE || local)
+		return 0;
+	if (fetch) {
+		int err = refresh_file(m, ino);
+		if (err)
+			return -err;
+	}
+	pthread_mutex_lock(&m->mu);
+	int exists = in->exists, lease = in->lease != 0;
+	pthread_mutex_unlock(&m->mu);
+	if (!exists)
+		return -ENOENT;
+	size_t n = sizeof file_xattrs - 1;
+	memcpy(out, file_xattrs, n);
+	if (lease) {
+		memcpy(out + n, ttl_xattr, sizeof ttl_xattr - 1);
+		n += sizeof ttl_xattr - 1;
+	}
+	return (long)n;
+}
+
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_LISTXATTR]);
-	pthread_mutex_lock(&m->mu);
-	struct fs_inode *in = inode_by_ino(m, ino);
-	int type = in ? in->type : 0;
-	pthread_mutex_unlock(&m->mu);
-	const char *l = "";
-	size_t n = 0;
-	if (type == FS_FILE) {
-		l = file_xattrs;
-		n = sizeof file_xattrs - 1;
-	} else if (ino == FUSE_ROOT_ID) {
-		l = root_xattrs;
-		n = sizeof root_xattrs - 1;
-	}
-	if (size == 0)
-		fuse_reply_xattr(req, n);
-	else if (size < n)
+	char l[sizeof file_xattrs + sizeof ttl_xattr];
+	long n = xattr_names(m, ino, l);
+	if (n < 0)
+		reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else if (size < (size_t)n)
 		reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, l, n);
+		fuse_reply_buf(req, l, (size_t)n);
 }
 
 static int cluster_revision(struct fs_mount *m, int64_t *rev)
