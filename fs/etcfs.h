@@ -84,6 +84,10 @@ struct fs_inode {
 	int npc;                 /* open handles using the page cache */
 	int nwriters;            /* open writable handles (always direct I/O) */
 	uint64_t cache_size;     /* size of the value at cache_rev: st_size while npc > 0 */
+	int linger;              /* DIR: this mount removed keys below it; once empty it is
+				    still found by name while the kernel holds it (nlookup >
+				    0), until rmdir: rm -r and mv's copy fallback rmdir it
+				    after the entry timeout (ops.c, lookup_lingering) */
 };
 
 /* One open file.  The value is read once at open (one revision) and
