@@ -360,6 +360,7 @@ static int resync_known(struct fs_mount *m, struct rs_scan *s, int64_t gap, stru
 static void resync_unknown(struct fs_mount *m, struct rs_scan *s, int64_t gap,
 			   const struct rs_list *del)
 {
+	const struct rs_key *prev = NULL; /* the last new key: its directories are done */
 	for (size_t i = 0; i < s->n && !m->stopping; i++) {
 		struct rs_key *k = &s->k[i];
 		if (k->seen || k->klen <= m->plen)
@@ -369,10 +370,17 @@ static void resync_unknown(struct fs_mount *m, struct rs_scan *s, int64_t gap,
 				put_key(m, k->key, k->klen, s->rev, 1, NULL, 0);
 			continue;
 		}
-		/* new directories on the way, outermost first */
-		for (uint32_t l = m->plen + 1; l < k->klen; l++)
-			if (k->key[l - 1] == '/' && !dir_existed(m, s, del, gap, k->key, l))
+		/* new directories on the way, outermost first (keys are sorted, so
+		 * a directory shared with the previous new key was handled then) */
+		for (uint32_t l = m->plen + 1; l < k->klen; l++) {
+			if (k->key[l - 1] != '/')
+				continue;
+			if (prev && prev->klen >= l && !memcmp(prev->key, k->key, l))
+				continue;
+			if (!dir_existed(m, s, del, gap, k->key, l))
 				reflect_mkdir(m, k->key, l);
+		}
+		prev = k;
 		put_key(m, k->key, k->klen, s->rev, 0, NULL, 0);
 	}
 }

@@ -100,6 +100,10 @@ ctl_on 2 put "${PB}nd/y" inside-too >/dev/null
 ctl_on 2 put "${PB}sub/s1" s1 >/dev/null
 ctl_on 2 del "${PB}olddir/k" >/dev/null
 ctl_on 2 put "${PB}pre" after >/dev/null
+for t in 0 1; do # 200 keys in a new directory, two txns of 100
+	{ echo; for i in $(seq $((t * 100)) $((t * 100 + 99))); do echo "put ${PB}bulk/k$i v$i"; done; echo; } |
+		ctl_on 2 txn >/dev/null
+done
 for i in $(seq 1 5); do ctl_on 2 put "${PREFIX}churn" "$i" >/dev/null; done
 rev=$(ctl_on 2 get -w json "${PREFIX}churn" | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')
 wait_for 30 "compaction" ctl_on 2 compaction "$rev"
@@ -132,7 +136,9 @@ expect_eq "B: new file readable" "$(cat "$B/n1")" "created"
 expect_eq "B: nested new file readable" "$(cat "$B/nd/deep/x")" "inside"
 check "B: deleted file gone" bash -c "! test -e '$B/g'"
 check "B: emptied directory gone" bash -c "! test -e '$B/olddir'"
-expect_eq "B: listing after resync" "$(ls "$B" | tr '\n' ' ')" "f n1 nd pre sub sync "
+expect_eq "B: listing after resync" "$(ls "$B" | tr '\n' ' ')" "bulk f n1 nd pre sub sync "
+expect_eq "B: 200 keys of a new directory: one CREATE,ISDIR" "$(count "$T_DIR/evB" "CREATE,ISDIR bulk")" 1
+expect_eq "B: ... all readable" "$(ls "$B/bulk" | wc -l) $(cat "$B/bulk/k199")" "200 v199"
 
 # the re-created watch delivers later changes, from the revision read
 ctl put "${PB}f" newer >/dev/null
