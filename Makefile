@@ -4,7 +4,7 @@
 #   make asan       the same tests on an ASan+UBSan build (build-asan/, bin-asan/)
 #   make fuzz       libFuzzer targets (clang) in bin-fuzz/
 #   make run        3-member local cluster mounted at ./mnt (see README)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (and /sbin/mount.etcfs)
 #   make lint       clang-format check
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -111,10 +111,14 @@ run: deps
 	@$(MAKE) --no-print-directory $(PROGS)
 	@contrib/run-local.sh
 
+# mount(8) runs helpers only from /sbin (libmount's search path is
+# /sbin:/sbin/fs.d:/sbin/fs, whatever PREFIX is), so mount.etcfs goes to
+# MOUNT_HELPER_DIR, a link to the installed etcfs.
+MOUNT_HELPER_DIR ?= /sbin
 install: $(PROGS)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/etcfs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/etcfs
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
-	if [ -x $(BIN)/etcfs ]; then ln -sf $(PREFIX)/bin/etcfs $(DESTDIR)$(PREFIX)/sbin/mount.etcfs; fi
+	if [ -x $(BIN)/etcfs ]; then install -d $(DESTDIR)$(MOUNT_HELPER_DIR) && ln -sf $(PREFIX)/bin/etcfs $(DESTDIR)$(MOUNT_HELPER_DIR)/mount.etcfs; fi
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 $(wildcard man/*.8) $(DESTDIR)$(PREFIX)/share/man/man8/
 	cp -r contrib/. $(DESTDIR)$(PREFIX)/share/etcfs/

@@ -3,7 +3,7 @@
 # Called by `make check`, `make run`, `make asan`; safe to run repeatedly.
 set -e
 PKGS="build-essential pkg-config clang libfuse3-dev fuse3 libnng-dev liblmdb-dev libzstd-dev
-libssl-dev libjansson-dev inotify-tools attr curl python3 python3-etcd3gw vim-tiny procps
+libssl-dev libjansson-dev inotify-tools attr curl python3 python3-etcd3gw vim-tiny nano procps
 psmisc git rsync tar coreutils util-linux"
 missing=""
 for p in $PKGS; do

@@ -13,6 +13,7 @@
  *   ops.c      the FUSE low-level handlers
  *   dir.c      readdir paging
  *   reflect.c  the watch and the reflector thread
+ *   resync.c   re-reading the prefix when the watch was lost for good
  *   metrics.c  -o metrics: counters as Prometheus series and their HTTP listener
  *   main.c     option parsing, mount, the session loop, unmount
  */
@@ -83,6 +84,10 @@ struct fs_inode {
 	int npc;                 /* open handles using the page cache */
 	int nwriters;            /* open writable handles (always direct I/O) */
 	uint64_t cache_size;     /* size of the value at cache_rev: st_size while npc > 0 */
+	int linger;              /* DIR: this mount removed keys below it; once empty it is
+				    still found by name while the kernel holds it (nlookup >
+				    0), until rmdir: rm -r and mv's copy fallback rmdir it
+				    after the entry timeout (ops.c, lookup_lingering) */
 };
 
 /* One open file.  The value is read once at open (one revision) and
@@ -172,8 +177,6 @@ struct fs_opts {
 	int foreground, debug;
 };
 
-struct reflect_ev;
-
 /* The reflector's current view: what its own lookups must answer for the
  * keys of the change being replayed (the state before or after it). */
 struct fs_view {
@@ -218,7 +221,8 @@ struct fs_mount {
 	/* Watch and reflector (reflect.c). */
 	efc_watch *watch;
 	int watch_ok;                /* the watch is live: cached metadata is current */
-	int64_t watch_rev;           /* last revision seen on the watch */
+	int64_t watch_rev;           /* every change up to this revision was delivered
+					with its events (0 before the first watch) */
 	pthread_mutex_t rq_mu;
 	pthread_cond_t rq_cv;
 	struct reflect_ev *rq_head, *rq_tail;
@@ -348,6 +352,40 @@ void fsmetrics_error(struct fs_mount *m, int err);
 int reflect_start(struct fs_mount *m);
 void reflect_stop(struct fs_mount *m);
 int reflect_is_me(struct fs_mount *m, fuse_req_t req);
+
+/* One change to replay (from the watch, or made up by resync.c). */
+struct reflect_ev {
+	uint8_t type;             /* EF_EVENT_PUT / EF_EVENT_DELETE */
+	uint8_t *key;             /* malloc'ed */
+	uint32_t klen;
+	ef_kv kv;                 /* key/value unset */
+	uint64_t size, vhash;
+	int prev_exists;
+	ef_kv prev;               /* key/value unset */
+	uint64_t prev_size, prev_vhash;
+	uint64_t seq_hi;          /* m->wseq_started when the event arrived */
+	struct reflect_ev *next;
+};
+/* The replay steps resync.c reuses; reflector thread only. */
+void reflect_ev_free(struct reflect_ev *e);
+/* A put of e->key (CREATE when !e->prev_exists, then MODIFY, CLOSE_WRITE). */
+void reflect_put(struct fs_mount *m, struct reflect_ev *e);
+/* unlink of the file e->key (DELETE), leaving its directories alone. */
+void reflect_unlink(struct fs_mount *m, struct reflect_ev *e);
+/* mkdir / rmdir of the directory whose key prefix is dk (ends with '/'),
+ * answered as absent / present by the reflector's lookups.  1 when the
+ * syscall succeeded (an event was made). */
+int reflect_mkdir(struct fs_mount *m, const uint8_t *dk, uint32_t dklen);
+int reflect_rmdir(struct fs_mount *m, const uint8_t *dk, uint32_t dklen);
+/* Watch the prefix from start_rev (0: from now). */
+int reflect_watch_begin(struct fs_mount *m, int64_t start_rev);
+
+/* ---- resync.c ---- */
+/* The watch was lost for good: re-read the prefix, replay what changed
+ * since m->watch_rev and watch again from the revision read.  Reflector
+ * thread only.  0, or an EF_E_* code when the cluster could not be read
+ * (m->need_resync stays set: call again later). */
+int resync_run(struct fs_mount *m);
 
 /* memcpy that accepts an empty source given as NULL (an empty value or
  * buffer has no storage here): memcpy(d, NULL, 0) is undefined behaviour. */

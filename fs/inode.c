@@ -193,6 +193,7 @@ int inode_rekey_prefix(struct fs_mount *m, const uint8_t *from, uint32_t flen,
 
 void inode_set_kv(struct fs_inode *in, const ef_kv *kv, uint64_t size)
 {
+	int same_rev = in->known && in->exists && kv->mod_revision == in->mod_rev;
 	in->known = 1;
 	in->exists = 1;
 	if (kv->mod_revision != in->mod_rev) {
@@ -204,7 +205,14 @@ void inode_set_kv(struct fs_inode *in, const ef_kv *kv, uint64_t size)
 	in->create_rev = kv->create_revision;
 	in->version = kv->version;
 	in->lease = kv->lease;
-	in->mod_time_ns = kv->mod_time_ns;
+	/* A revision's mtime, once reported, never changes: a commit from this
+	 * mount stamps its own clock (the put reply carries no time), and the
+	 * watch event of the same revision later brings the leader's.  Taking
+	 * that one would move mtime under an editor that just read the file
+	 * (vim: "The file has been changed since reading it", and `ex -s`
+	 * silently does not write). */
+	if (!(same_rev && in->mod_time_ns))
+		in->mod_time_ns = kv->mod_time_ns;
 	in->size = size;
 }
 

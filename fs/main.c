@@ -3,10 +3,12 @@
  * multi-threaded FUSE loop, unmount.
  *
  *   etcfs [--endpoints URLS] [--prefix PREFIX] MOUNTPOINT [-f] [-d] [-o OPTIONS]
- *   mount.etcfs SPEC MOUNTPOINT [-o OPTIONS] [-n] [-s] [-v] [-f]
+ *   mount.etcfs SPEC MOUNTPOINT [-o OPTIONS] [-n] [-s] [-v] [-f] [-t TYPE]
  *
  * As mount.etcfs (called by mount(8) for `mount -t etcfs` and fstab lines)
- * SPEC is the endpoint list, or "etcfs"/"none" for the default.  Options
+ * SPEC is the endpoint list, or "etcfs"/"none" for the default, and the
+ * flags are mount(8)'s: -f is "fake" (check the arguments, mount nothing),
+ * not "foreground", and -t names the type.  Options
  * that etcfs understands are taken out of -o (see man/etcfs.1); options
  * meant for mount(8) only (defaults, noauto, _netdev, x-systemd.*, ...) are
  * dropped; the rest go to the kernel through libfuse.  `ro` is enforced by
@@ -30,7 +32,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: etcfs [--endpoints URLS] [--prefix PREFIX] MOUNTPOINT [-f] [-d] "
 		   "[-o OPTIONS]\n"
-		   "       mount.etcfs SPEC MOUNTPOINT [-o OPTIONS]\n"
+		   "       mount.etcfs SPEC MOUNTPOINT [-o OPTIONS] [-fnsv]\n"
 		   "options (-o): endpoints=URL|URL, prefix=P, consistency=linearizable|"
 		   "serializable|cached,\n"
 		   "  cache_fallback, occ, tmpfiles=local|cluster, timeout=MS, dial_timeout=MS,\n"
@@ -162,7 +164,8 @@ static int parse_opts(struct fs_opts *o, char **kopts, const char *list)
 	return rv;
 }
 
-static int parse_args(int argc, char **argv, struct fs_opts *o, char **mnt, char **kopts)
+static int parse_args(int argc, char **argv, struct fs_opts *o, char **mnt, char **kopts,
+		      int *fake)
 {
 	const char *base = strrchr(argv[0], '/');
 	base = base ? base + 1 : argv[0];
@@ -184,6 +187,10 @@ static int parse_args(int argc, char **argv, struct fs_opts *o, char **mnt, char
 			set_str(&o->prefix, argv[++i]);
 		} else if (!strncmp(a, "--prefix=", 9)) {
 			set_str(&o->prefix, a + 9);
+		} else if (helper && !strcmp(a, "-f")) {
+			*fake = 1; /* mount -f: do everything but the mount */
+		} else if (helper && !strcmp(a, "-t") && i + 1 < argc) {
+			i++; /* mount(8) names the type (etcfs, fuse.etcfs) */
 		} else if (!strcmp(a, "-f")) {
 			o->foreground = 1;
 		} else if (!strcmp(a, "-d")) {
@@ -246,12 +253,12 @@ int main(int argc, char **argv)
 	struct fs_mount *m = &mount_state;
 	char *mnt = NULL, *kopts = NULL;
 	char *fargv[5];
-	int fargc = 0, rc = 1;
+	int fargc = 0, rc = 1, fake = 0;
 	struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 16};
 
 	m->o.timeout_ms = 5000;
 	m->o.dial_timeout_ms = 2000;
-	if (parse_args(argc, argv, &m->o, &mnt, &kopts))
+	if (parse_args(argc, argv, &m->o, &mnt, &kopts, &fake))
 		return 1;
 	if (!m->o.endpoints) {
 		const char *e = getenv("ETCFS_ENDPOINTS");
@@ -269,6 +276,10 @@ int main(int argc, char **argv)
 		goto out_free;
 	efc_close(m->c);
 	m->c = NULL;
+	if (fake) {
+		rc = 0;
+		goto out_free;
+	}
 	if (init_mount(m))
 		goto out_free;
 	if (fsmetrics_init(m)) /* binds -o metrics now, while errors reach the caller */

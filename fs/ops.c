@@ -204,6 +204,44 @@ static int lookup_cached(struct fs_mount *m, struct target *t, struct fuse_entry
 	return in ? 0 : ENOENT;
 }
 
+/* An implied directory vanishes with its last key.  One this mount emptied
+ * itself (unlink, rename away, rmdir below it) stays reachable by name
+ * while the kernel holds it, as on a local file system, until it is
+ * rmdir'ed: rm -r and mv's copy-and-remove fallback end with that rmdir,
+ * often after the entry timeout made the kernel look the name up again. */
+static void linger_mark(struct fs_mount *m, fuse_ino_t parent)
+{
+	pthread_mutex_lock(&m->mu);
+	struct fs_inode *p = inode_by_ino(m, parent);
+	if (p && p->type == FS_DIR && parent != FUSE_ROOT_ID)
+		p->linger = 1;
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* t's directory was removed (rmdir): no longer found without keys. */
+static void linger_clear(struct fs_mount *m, struct target *t)
+{
+	pthread_mutex_lock(&m->mu);
+	struct fs_inode *in = inode_find(m, FS_DIR, t->dk, t->dklen);
+	if (in)
+		in->linger = 0;
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* do_lookup found no key for t: is it such a directory?  1 when e is set. */
+static int lookup_lingering(struct fs_mount *m, struct target *t, struct fuse_entry_param *e)
+{
+	pthread_mutex_lock(&m->mu);
+	struct fs_inode *in = inode_find(m, FS_DIR, t->dk, t->dklen);
+	int ok = in && in->linger && in->hashed && in->nlookup > 0;
+	if (ok)
+		fill_entry(m, in, e);
+	else if (in)
+		in->linger = 0;
+	pthread_mutex_unlock(&m->mu);
+	return ok;
+}
+
 /* The reflector's own lookups: answered from the view of the change being
  * replayed.  Returns 1 when the key is in the view. */
 static int view_find(struct fs_mount *m, int type, const uint8_t *k, uint32_t n, int *exists,
@@ -332,6 +370,8 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		}
 		free(v.val);
 	}
+	if (rv == 0 && !found && t.kind != NAME_FILE)
+		found = lookup_lingering(m, &t, e);
 	if (rv && is_io_error(rv) && m->o.cache_fallback && lookup_cached(m, &t, e) == 0) {
 		CTR_INC(m, cache_hits);
 		rv = 0;
@@ -1266,6 +1306,8 @@ static int do_unlink(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 	target_free(&t);
 	if (rv)
 		return ef_errno(rv);
+	if (deleted)
+		linger_mark(m, parent);
 	return deleted ? 0 : ENOENT;
 }
 
@@ -1282,6 +1324,7 @@ static int do_rmdir(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, const
 	if (err)
 		return err;
 	if (reflect_is_me(m, req)) {
+		linger_clear(m, &t);
 		target_free(&t);
 		return 0;
 	}
@@ -1306,6 +1349,10 @@ static int do_rmdir(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, const
 		err = ENOTEMPTY;
 	else if (rv == 0)
 		rv = kv_delete(m, t.dk, t.dklen, NULL);
+	if (rv == 0 && !err) {
+		linger_clear(m, &t);
+		linger_mark(m, parent);
+	}
 	target_free(&t);
 	return rv ? ef_errno(rv) : err;
 }
@@ -1509,6 +1556,9 @@ static int rename_dir(struct fs_mount *m, struct target *s, struct target *d, un
 		int ok = 0;
 		rv = n ? txn_run(m, cmp, n, ops, n + 1, &rev, &ok) : 0;
 		ef_arena_free(a);
+		if (rv == EF_E_TOO_MANY_OPS || rv == EF_E_REQUEST_TOO_LARGE || rv == EF_E_TOO_LARGE)
+			return EXDEV; /* over a server limit (values too big for one request,
+					 or a smaller --max-txn-ops): nothing moved, mv copies */
 		if (rv)
 			return ef_errno(rv);
 		if (n && !ok)
@@ -1558,6 +1608,8 @@ static int do_rename(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 		err = m->o.ro ? EROFS : rename_dir(m, &s, &d, flags);
 	else
 		err = rename_file(m, &s, &d, newname, flags);
+	if (!err)
+		linger_mark(m, parent);
 out:
 	target_free(&s);
 	target_free(&d);
@@ -1641,9 +1693,12 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 /* ------------------------------------------------------------------ */
 /* extended attributes                                                  */
 
+/* What listxattr names must be exactly what getxattr returns a value for
+ * (getfattr -d prints an error for every other name): user.etcfs.ttl only
+ * while a lease is attached, nothing for a file that lives only here. */
 static const char file_xattrs[] = "user.etcfs.revision\0user.etcfs.create_revision\0"
-				  "user.etcfs.version\0user.etcfs.lease\0user.etcfs.ttl\0"
-				  "user.etcfs.occ\0";
+				  "user.etcfs.version\0user.etcfs.lease\0user.etcfs.occ\0";
+static const char ttl_xattr[] = "user.etcfs.ttl\0";
 static const char root_xattrs[] = "user.etcfs.cluster_revision\0";
 
 static void reply_xattr_value(fuse_req_t req, const char *v, size_t size)
@@ -1657,29 +1712,54 @@ static void reply_xattr_value(fuse_req_t req, const char *v, size_t size)
 		fuse_reply_buf(req, v, n);
 }
 
+/* The attribute names of ino into out (sizeof file_xattrs + sizeof
+ * ttl_xattr bytes); returns their length or -errno. */
+static long xattr_names(struct fs_mount *m, fuse_ino_t ino, char *out)
+{
+	if (ino == FUSE_ROOT_ID) {
+		memcpy(out, root_xattrs, sizeof root_xattrs - 1);
+		return sizeof root_xattrs - 1;
+	}
+	pthread_mutex_lock(&m->mu);
+	struct fs_inode *in = inode_by_ino(m, ino);
+	int type = in ? in->type : 0, local = in ? in->local : 0;
+	int fetch = in && (!in->known || !m->watch_ok);
+	pthread_mutex_unlock(&m->mu);
+	if (type != FS_FILE || local)
+		return 0;
+	if (fetch) {
+		int err = refresh_file(m, ino);
+		if (err)
+			return -err;
+	}
+	pthread_mutex_lock(&m->mu);
+	int exists = in->exists, lease = in->lease != 0;
+	pthread_mutex_unlock(&m->mu);
+	if (!exists)
+		return -ENOENT;
+	size_t n = sizeof file_xattrs - 1;
+	memcpy(out, file_xattrs, n);
+	if (lease) {
+		memcpy(out + n, ttl_xattr, sizeof ttl_xattr - 1);
+		n += sizeof ttl_xattr - 1;
+	}
+	return (long)n;
+}
+
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_LISTXATTR]);
-	pthread_mutex_lock(&m->mu);
-	struct fs_inode *in = inode_by_ino(m, ino);
-	int type = in ? in->type : 0;
-	pthread_mutex_unlock(&m->mu);
-	const char *l = "";
-	size_t n = 0;
-	if (type == FS_FILE) {
-		l = file_xattrs;
-		n = sizeof file_xattrs - 1;
-	} else if (ino == FUSE_ROOT_ID) {
-		l = root_xattrs;
-		n = sizeof root_xattrs - 1;
-	}
-	if (size == 0)
-		fuse_reply_xattr(req, n);
-	else if (size < n)
+	char l[sizeof file_xattrs + sizeof ttl_xattr];
+	long n = xattr_names(m, ino, l);
+	if (n < 0)
+		reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else if (size < (size_t)n)
 		reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, l, n);
+		fuse_reply_buf(req, l, (size_t)n);
 }
 
 static int cluster_revision(struct fs_mount *m, int64_t *rev)

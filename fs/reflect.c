@@ -20,9 +20,9 @@
  * revision are a rename and are replayed as rename(2), which makes
  * MOVED_FROM/MOVED_TO.
  *
- * Losing the watch for good (its start revision was compacted) makes the
- * reflector re-read every file the kernel knows, replay what differs, and
- * start a new watch.
+ * Losing the watch for good (the revision to resume from was compacted)
+ * makes the reflector re-read the prefix and replay what differs
+ * (resync.c), then watch again from the revision it read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,19 +34,6 @@
 #include <unistd.h>
 
 #include "etcfs.h"
-
-struct reflect_ev {
-	uint8_t type;             /* EF_EVENT_PUT / EF_EVENT_DELETE */
-	uint8_t *key;
-	uint32_t klen;
-	ef_kv kv;                 /* key/value unset */
-	uint64_t size, vhash;
-	int prev_exists;
-	ef_kv prev;               /* key/value unset */
-	uint64_t prev_size, prev_vhash;
-	uint64_t seq_hi;          /* m->wseq_started when the event arrived */
-	struct reflect_ev *next;
-};
 
 static uint64_t vhash(const ef_buf *b)
 {
@@ -64,7 +51,7 @@ int reflect_is_me(struct fs_mount *m, fuse_req_t req)
 	return m->reflector_tid && ctx && ctx->pid == m->reflector_tid;
 }
 
-static void ev_free(struct reflect_ev *e)
+void reflect_ev_free(struct reflect_ev *e)
 {
 	free(e->key);
 	free(e);
@@ -127,8 +114,17 @@ static void on_watch(void *ud, const ef_watch_resp *w, const ef_resp_header *hdr
 		*tail = e;
 		tail = &e->next;
 	}
-	if (hdr->revision > m->watch_rev)
-		m->watch_rev = hdr->revision;
+	/* How far the mount has every change: the last event, or a progress
+	 * notification.  Not a "created" (the events from the start revision
+	 * to its header revision are still to come), except for the first
+	 * watch, started from "now", nor a "canceled". */
+	int64_t upto = 0;
+	if (w->n_events)
+		upto = w->events[w->n_events - 1].kv.mod_revision;
+	else if (!w->canceled && (!w->created || m->watch_rev == 0))
+		upto = hdr->revision;
+	if (upto > m->watch_rev)
+		m->watch_rev = upto;
 	pthread_mutex_unlock(&m->mu);
 	pthread_mutex_lock(&m->rq_mu);
 	if (head) {
@@ -145,7 +141,7 @@ static void on_watch(void *ud, const ef_watch_resp *w, const ef_resp_header *hdr
 	pthread_mutex_unlock(&m->rq_mu);
 }
 
-static int watch_begin(struct fs_mount *m, int64_t start_rev)
+int reflect_watch_begin(struct fs_mount *m, int64_t start_rev)
 {
 	ef_arena *a = ef_arena_new();
 	if (!a)
@@ -292,7 +288,7 @@ static int is_marker(const struct reflect_ev *e, struct fs_mount *m)
 	return e->klen > m->plen && e->key[e->klen - 1] == '/';
 }
 
-static void replay_put(struct fs_mount *m, struct reflect_ev *e)
+void reflect_put(struct fs_mount *m, struct reflect_ev *e)
 {
 	char *p = mpath(m, e->key, e->klen);
 	if (!p)
@@ -351,14 +347,52 @@ static void replay_delete(struct fs_mount *m, struct reflect_ev *e)
 			view_clear(m);
 		}
 	} else {
-		view_set(m, 0, FS_FILE, e->key, e->klen, 1, &e->prev, e->prev_size);
-		if (unlink(p) == 0)
-			CTR_REFLECT(m, REFL_DELETE);
-		view_clear(m);
-		inval_file(m, e->key, e->klen);
+		reflect_unlink(m, e);
 	}
 	remove_empty_ancestors(m, e->key, e->klen);
 	free(p);
+}
+
+void reflect_unlink(struct fs_mount *m, struct reflect_ev *e)
+{
+	char *p = mpath(m, e->key, e->klen);
+	if (!p)
+		return;
+	view_set(m, 0, FS_FILE, e->key, e->klen, 1, &e->prev, e->prev_size);
+	if (unlink(p) == 0)
+		CTR_REFLECT(m, REFL_DELETE);
+	view_clear(m);
+	inval_file(m, e->key, e->klen);
+	free(p);
+}
+
+/* mkdir(2) or rmdir(2) of directory dk while the view says it is absent
+ * (mkdir) or present (rmdir). */
+static int reflect_dir(struct fs_mount *m, const uint8_t *dk, uint32_t dklen, int make)
+{
+	char *p = mpath(m, dk, dklen);
+	if (!p)
+		return 0;
+	size_t pl = strlen(p);
+	if (pl > 1 && p[pl - 1] == '/')
+		p[pl - 1] = 0;
+	view_set(m, 0, FS_DIR, dk, dklen, !make, NULL, 0);
+	int ok = (make ? mkdir(p, 0755) : rmdir(p)) == 0;
+	if (ok)
+		CTR_REFLECT(m, make ? REFL_MKDIR : REFL_RMDIR);
+	view_clear(m);
+	free(p);
+	return ok;
+}
+
+int reflect_mkdir(struct fs_mount *m, const uint8_t *dk, uint32_t dklen)
+{
+	return reflect_dir(m, dk, dklen, 1);
+}
+
+int reflect_rmdir(struct fs_mount *m, const uint8_t *dk, uint32_t dklen)
+{
+	return reflect_dir(m, dk, dklen, 0);
 }
 
 static void replay_rename(struct fs_mount *m, struct reflect_ev *del, struct reflect_ev *put)
@@ -514,8 +548,8 @@ static void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 			    v[j]->vhash != v[i]->prev_vhash || v[j]->size != v[i]->prev_size)
 				continue;
 			replay_rename(m, v[i], v[j]);
-			ev_free(v[i]);
-			ev_free(v[j]);
+			reflect_ev_free(v[i]);
+			reflect_ev_free(v[j]);
 			v[i] = v[j] = NULL;
 			break;
 		}
@@ -524,75 +558,10 @@ static void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 		if (!v[i])
 			continue;
 		if (v[i]->type == EF_EVENT_PUT)
-			replay_put(m, v[i]);
+			reflect_put(m, v[i]);
 		else
 			replay_delete(m, v[i]);
 	}
-}
-
-/* The watch is gone (compaction): re-read what the kernel knows, replay the
- * differences, and watch again from the revision read. */
-static void resync(struct fs_mount *m)
-{
-	CTR_INC(m, resyncs);
-	fprintf(stderr, "etcfs: watch lost (its revision was compacted): re-reading known files\n");
-	if (m->watch) {
-		efc_watch_stop(m->watch);
-		m->watch = NULL;
-	}
-	pthread_mutex_lock(&m->mu);
-	m->need_resync = 0;
-	uint64_t n = m->nino;
-	pthread_mutex_unlock(&m->mu);
-	int64_t maxrev = 0;
-	for (uint64_t i = 2; i <= n && !m->stopping; i++) {
-		pthread_mutex_lock(&m->mu);
-		struct fs_inode *in = inode_by_ino(m, i);
-		if (!in || in->type != FS_FILE || in->local || !in->hashed || !in->known ||
-		    !in->nlookup) {
-			pthread_mutex_unlock(&m->mu);
-			continue;
-		}
-		struct reflect_ev *e = calloc(1, sizeof *e);
-		if (!e) {
-			pthread_mutex_unlock(&m->mu);
-			break;
-		}
-		e->key = malloc(in->klen + 1);
-		if (e->key)
-			fs_memcpy(e->key, in->key, in->klen);
-		e->klen = in->klen;
-		e->prev_exists = in->exists;
-		e->prev.mod_revision = in->mod_rev;
-		e->prev_size = in->size;
-		pthread_mutex_unlock(&m->mu);
-		struct kv_val v;
-		if (!e->key || kv_get(m, e->key, e->klen, 0, &v)) {
-			ev_free(e);
-			continue;
-		}
-		if (v.kv.mod_revision > maxrev)
-			maxrev = v.kv.mod_revision;
-		if (v.exists && (!e->prev_exists || v.kv.mod_revision != e->prev.mod_revision)) {
-			e->type = EF_EVENT_PUT;
-			e->kv = v.kv;
-			e->size = v.vlen;
-			pthread_mutex_lock(&m->mu);
-			inode_set_kv(in, &v.kv, v.vlen);
-			pthread_mutex_unlock(&m->mu);
-			replay_put(m, e);
-		} else if (!v.exists && e->prev_exists) {
-			e->type = EF_EVENT_DELETE;
-			pthread_mutex_lock(&m->mu);
-			inode_set_absent(in);
-			pthread_mutex_unlock(&m->mu);
-			replay_delete(m, e);
-		}
-		free(v.val);
-		ev_free(e);
-	}
-	(void)maxrev;
-	watch_begin(m, 0);
 }
 
 static void *reflector_main(void *arg)
@@ -607,12 +576,15 @@ static void *reflector_main(void *arg)
 	for (;;) {
 		if (m->stopping)
 			break;
-		if (!m->watch || m->need_resync) {
+		/* (events queued before the watch was lost are replayed first:
+		 * resync compares with the state they leave) */
+		if (!m->watch || (m->need_resync && !m->rq_head)) {
 			int resyncing = m->need_resync;
 			pthread_mutex_unlock(&m->rq_mu);
-			if (resyncing)
-				resync(m);
-			else if (watch_begin(m, 0) != 0)
+			pthread_mutex_lock(&m->mu);
+			int64_t from = m->watch_rev ? m->watch_rev + 1 : 0;
+			pthread_mutex_unlock(&m->mu);
+			if (resyncing ? resync_run(m) != 0 : reflect_watch_begin(m, from) != 0)
 				usleep(500 * 1000);
 			pthread_mutex_lock(&m->rq_mu);
 			continue;
@@ -638,7 +610,7 @@ static void *reflector_main(void *arg)
 		replay_batch(m, batch, n);
 		for (int i = 0; i < n; i++)
 			if (batch[i])
-				ev_free(batch[i]);
+				reflect_ev_free(batch[i]);
 		pthread_mutex_lock(&m->rq_mu);
 	}
 	pthread_mutex_unlock(&m->rq_mu);
@@ -650,7 +622,7 @@ int reflect_start(struct fs_mount *m)
 	pthread_mutex_init(&m->rq_mu, NULL);
 	pthread_cond_init(&m->rq_cv, NULL);
 	/* first attempt here, so changes right after mount are seen */
-	watch_begin(m, 0);
+	reflect_watch_begin(m, 0);
 	if (pthread_create(&m->reflector, NULL, reflector_main, m) != 0)
 		return EAGAIN;
 	m->reflector_started = 1;
@@ -680,7 +652,7 @@ void reflect_stop(struct fs_mount *m)
 	while (m->rq_head) {
 		struct reflect_ev *e = m->rq_head;
 		m->rq_head = e->next;
-		ev_free(e);
+		reflect_ev_free(e);
 	}
 	m->rq_tail = NULL;
 	pthread_mutex_unlock(&m->rq_mu);

@@ -231,6 +231,9 @@ check "fusermount3 -u unmounts" bash -c "! mountpoint -q '$T_DIR/R'"
 helper=""
 if [ ! -e /sbin/mount.etcfs ] && [ -w /sbin ]; then
 	ln -s "$ETCFS" /sbin/mount.etcfs && helper=/sbin/mount.etcfs
+	# removed even if the test dies below (tests/fs/mount_helper.sh covers
+	# mount(8) without touching /sbin)
+	trap '[ -n "$helper" ] && rm -f "$helper"; t_cleanup' EXIT
 fi
 if [ -e /sbin/mount.etcfs ]; then
 	mkdir -p "$T_DIR/M"
