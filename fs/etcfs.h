@@ -231,6 +231,11 @@ struct fs_mount {
 	int reflector_started;
 	pid_t reflector_tid;
 	struct fs_view view;         /* under mu */
+	/* Revision of the change the reflector is replaying (0: none, answer
+	 * from the current state).  Its lookups answer from the cluster as of
+	 * the revision before it, its own checks as of the revision itself, so
+	 * a replay that runs behind never sees later changes.  Under mu. */
+	int64_t refl_rev;
 
 	struct fs_counters ctr;      /* updated with __atomic builtins */
 	struct fs_ctr_metrics ctm;   /* the same counters as registered metrics */
@@ -313,6 +318,12 @@ int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, in
 		       const uint8_t *skip, uint32_t skiplen, int *nonempty);
 /* Number of keys with this prefix (linearizable). */
 int kv_prefix_count(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int64_t *count);
+/* The same two questions about the cluster as of revision rev (0: now; a
+ * compacted rev is answered from the current state). */
+int kv_prefix_nonempty_at(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int64_t rev,
+			  const uint8_t *skip, uint32_t skiplen, int *nonempty);
+int kv_prefix_count_at(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int64_t rev,
+		       int64_t *count);
 /* Own-write bracket: kv_own_begin before sending, kv_own_end with the
  * committed revision (0 when it failed). */
 uint64_t kv_own_begin(struct fs_mount *m);

@@ -36,19 +36,33 @@ int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializab
 	return 0;
 }
 
-int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int serializable,
-		       const uint8_t *skip, uint32_t skiplen, int *nonempty)
+static int prefix_range(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int serializable,
+			int64_t rev, int count_only, ef_arena *a, ef_msg *resp)
+{
+	ef_msg req = {.type = EF_MSG_RANGE};
+	req.u.range.key = (ef_buf){pfx, plen};
+	req.u.range.range_end = ef_prefix_end(a, (ef_buf){pfx, plen});
+	req.u.range.keys_only = 1;
+	req.u.range.count_only = (uint8_t)count_only;
+	req.u.range.limit = count_only ? 0 : 3;
+	req.u.range.serializable = (uint8_t)serializable;
+	req.u.range.revision = rev;
+	int rv = efc_call(m->c, &req, resp, a);
+	if (rv == EF_E_COMPACTED && rev) {
+		req.u.range.revision = 0;
+		rv = efc_call(m->c, &req, resp, a);
+	}
+	return rv;
+}
+
+static int nonempty_impl(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int serializable,
+			 int64_t rev, const uint8_t *skip, uint32_t skiplen, int *nonempty)
 {
 	ef_arena *a = ef_arena_new();
 	if (!a)
 		return EF_E_NOMEM;
-	ef_msg req = {.type = EF_MSG_RANGE}, resp;
-	req.u.range.key = (ef_buf){pfx, plen};
-	req.u.range.range_end = ef_prefix_end(a, (ef_buf){pfx, plen});
-	req.u.range.keys_only = 1;
-	req.u.range.limit = 3;
-	req.u.range.serializable = (uint8_t)serializable;
-	int rv = efc_call(m->c, &req, &resp, a);
+	ef_msg resp;
+	int rv = prefix_range(m, pfx, plen, serializable, rev, 0, a, &resp);
 	*nonempty = 0;
 	if (rv == 0)
 		for (uint32_t i = 0; i < resp.u.range_resp.n_kvs; i++) {
@@ -61,20 +75,36 @@ int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, in
 	return rv;
 }
 
-int kv_prefix_count(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int64_t *count)
+int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int serializable,
+		       const uint8_t *skip, uint32_t skiplen, int *nonempty)
+{
+	return nonempty_impl(m, pfx, plen, serializable, 0, skip, skiplen, nonempty);
+}
+
+/* Historical reads are linearizable: the member must have applied rev. */
+int kv_prefix_nonempty_at(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int64_t rev,
+			  const uint8_t *skip, uint32_t skiplen, int *nonempty)
+{
+	return nonempty_impl(m, pfx, plen, 0, rev, skip, skiplen, nonempty);
+}
+
+int kv_prefix_count_at(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int64_t rev,
+		       int64_t *count)
 {
 	ef_arena *a = ef_arena_new();
 	if (!a)
 		return EF_E_NOMEM;
-	ef_msg req = {.type = EF_MSG_RANGE}, resp;
-	req.u.range.key = (ef_buf){pfx, plen};
-	req.u.range.range_end = ef_prefix_end(a, (ef_buf){pfx, plen});
-	req.u.range.count_only = 1;
-	int rv = efc_call(m->c, &req, &resp, a);
+	ef_msg resp;
+	int rv = prefix_range(m, pfx, plen, 0, rev, 1, a, &resp);
 	if (rv == 0)
 		*count = resp.u.range_resp.count;
 	ef_arena_free(a);
 	return rv;
+}
+
+int kv_prefix_count(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int64_t *count)
+{
+	return kv_prefix_count_at(m, pfx, plen, 0, count);
 }
 
 uint64_t kv_own_begin(struct fs_mount *m)

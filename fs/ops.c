@@ -277,6 +277,7 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		int inview = t.kind != NAME_CHUNK && view_find(m, FS_FILE, t.fk, t.fklen, &ex, &kv, &size);
 		int dex = 0;
 		int dinview = view_find(m, FS_DIR, t.dk, t.dklen, &dex, NULL, NULL);
+		int64_t rrev = m->refl_rev; /* answer as of the revision before it */
 		const uint8_t *skip = NULL;
 		uint32_t skiplen = 0;
 		uint8_t *skipbuf = NULL;
@@ -311,7 +312,8 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		pthread_mutex_unlock(&m->mu);
 		if (!inview && !dinview && !under) {
 			int ne = 0;
-			rv = kv_prefix_nonempty(m, t.dk, t.dklen, 1, skip, skiplen, &ne);
+			rv = rrev > 1 ? kv_prefix_nonempty_at(m, t.dk, t.dklen, rrev - 1, skip, skiplen, &ne)
+				      : kv_prefix_nonempty(m, t.dk, t.dklen, 1, skip, skiplen, &ne);
 			if (rv == 0 && ne) {
 				pthread_mutex_lock(&m->mu);
 				in = inode_get(m, FS_DIR, t.dk, t.dklen);

@@ -245,6 +245,23 @@ static void inval_file(struct fs_mount *m, const uint8_t *key, uint32_t klen)
 		fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
 }
 
+/* The revision being replayed (0: none); its own checks ask about the
+ * cluster as of that revision, not as of now. */
+static int64_t replay_rev(struct fs_mount *m)
+{
+	pthread_mutex_lock(&m->mu);
+	int64_t r = m->refl_rev;
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
+static void set_replay_rev(struct fs_mount *m, int64_t rev)
+{
+	pthread_mutex_lock(&m->mu);
+	m->refl_rev = rev;
+	pthread_mutex_unlock(&m->mu);
+}
+
 /* mkdir every ancestor directory of path that the kernel does not have
  * (the reflector's lookups tell, from the cluster minus the new key). */
 static void make_ancestors(struct fs_mount *m, const char *path)
@@ -270,7 +287,7 @@ static void remove_empty_ancestors(struct fs_mount *m, const uint8_t *key, uint3
 		if (key[n - 1] != '/' || n == klen)
 			continue;
 		int ne = 1;
-		if (kv_prefix_nonempty(m, key, n, 0, NULL, 0, &ne) || ne)
+		if (kv_prefix_nonempty_at(m, key, n, replay_rev(m), NULL, 0, &ne) || ne)
 			return;
 		char *p = mpath(m, key, n);
 		if (!p)
@@ -340,7 +357,7 @@ static void replay_delete(struct fs_mount *m, struct reflect_ev *e)
 		return;
 	if (is_marker(e, m)) {
 		int ne = 1;
-		if (kv_prefix_nonempty(m, e->key, e->klen, 0, NULL, 0, &ne) == 0 && !ne) {
+		if (kv_prefix_nonempty_at(m, e->key, e->klen, replay_rev(m), NULL, 0, &ne) == 0 && !ne) {
 			view_set(m, 0, FS_DIR, e->key, e->klen, 1, NULL, 0);
 			if (rmdir(p) == 0)
 				CTR_REFLECT(m, REFL_RMDIR);
@@ -496,10 +513,10 @@ static int replay_dir_rename(struct fs_mount *m, struct reflect_ev **v, int n)
 			return 0;
 	}
 	int ne = 1;
-	if (kv_prefix_nonempty(m, d0->key, al, 0, NULL, 0, &ne) || ne)
+	if (kv_prefix_nonempty_at(m, d0->key, al, replay_rev(m), NULL, 0, &ne) || ne)
 		return 0; /* keys left below A: not a whole-directory move */
 	int64_t nb = 0;
-	if (kv_prefix_count(m, p0->key, bl, &nb) || nb != np)
+	if (kv_prefix_count_at(m, p0->key, bl, replay_rev(m), &nb) || nb != np)
 		return 0; /* B held other keys: files moved into an existing directory */
 	char *from = mpath(m, d0->key, al), *to = mpath(m, p0->key, bl);
 	if (from && to) {
@@ -537,8 +554,11 @@ static void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 		}
 		return;
 	}
-	if (n >= 2 && replay_dir_rename(m, v, n))
+	set_replay_rev(m, v[0]->kv.mod_revision);
+	if (n >= 2 && replay_dir_rename(m, v, n)) {
+		set_replay_rev(m, 0);
 		return;
+	}
 	/* pair deletes with puts of the same value: a rename */
 	for (int i = 0; i < n; i++) {
 		if (!v[i] || v[i]->type != EF_EVENT_DELETE || !v[i]->prev_exists || is_marker(v[i], m))
@@ -562,6 +582,7 @@ static void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 		else
 			replay_delete(m, v[i]);
 	}
+	set_replay_rev(m, 0);
 }
 
 static void *reflector_main(void *arg)
