@@ -36,6 +36,52 @@ int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializab
 	return 0;
 }
 
+int kv_lookup(struct fs_mount *m, const uint8_t *fk, uint32_t fklen, const uint8_t *dk,
+	      uint32_t dklen, int serializable, int *dir, struct kv_val *file)
+{
+	memset(file, 0, sizeof *file);
+	*dir = -1;
+	ef_arena *a = ef_arena_new();
+	if (!a)
+		return EF_E_NOMEM;
+	ef_msg req = {.type = EF_MSG_RANGE}, resp;
+	req.u.range.key = (ef_buf){fk, fklen};
+	req.u.range.range_end = ef_prefix_end(a, (ef_buf){dk, dklen});
+	req.u.range.limit = 1;
+	req.u.range.serializable = (uint8_t)serializable;
+	int rv = efc_call(m->c, &req, &resp, a);
+	if (rv) {
+		ef_arena_free(a);
+		return rv;
+	}
+	ef_range_resp *r = &resp.u.range_resp;
+	if (r->n_kvs == 0) {
+		*dir = 0;
+	} else {
+		ef_kv *kv = &r->kvs[0];
+		if (kv->key.n == fklen && memcmp(kv->key.p, fk, fklen) == 0) {
+			file->val = malloc(kv->value.n ? kv->value.n : 1);
+			if (!file->val) {
+				ef_arena_free(a);
+				return EF_E_NOMEM;
+			}
+			fs_memcpy(file->val, kv->value.p, kv->value.n);
+			file->vlen = kv->value.n;
+			file->kv = *kv;
+			file->kv.key = file->kv.value = (ef_buf){NULL, 0};
+			file->exists = 1;
+			if (!r->more)
+				*dir = 0; /* nothing after the file: no directory */
+		} else if (kv->key.n >= dklen && memcmp(kv->key.p, dk, dklen) == 0) {
+			*dir = 1;
+		} else if (!r->more) {
+			*dir = 0; /* a longer name ("a.txt" for "a"), and nothing after it */
+		}
+	}
+	ef_arena_free(a);
+	return 0;
+}
+
 int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int serializable,
 		       const uint8_t *skip, uint32_t skiplen, int *nonempty)
 {

@@ -235,6 +235,13 @@ static int open_client(struct fs_mount *m)
 		       .command_timeout_ms = m->o.timeout_ms};
 	char err[256] = "";
 	int rv = efc_open(&eo, &m->c, err, sizeof err);
+	if (rv == 0) {
+		rv = efc_open(&eo, &m->wc, err, sizeof err);
+		if (rv) {
+			efc_close(m->c);
+			m->c = NULL;
+		}
+	}
 	if (rv)
 		fprintf(stderr, "etcfs: %s\n", err[0] ? err : ef_strerror(rv));
 	return rv;
@@ -268,7 +275,8 @@ int main(int argc, char **argv)
 	if (open_client(m))
 		goto out_free;
 	efc_close(m->c);
-	m->c = NULL;
+	efc_close(m->wc);
+	m->c = m->wc = NULL;
 	if (init_mount(m))
 		goto out_free;
 	if (fsmetrics_init(m)) /* binds -o metrics now, while errors reach the caller */
@@ -306,6 +314,7 @@ out_metrics:
 	fsmetrics_stop(m); /* before efc_close: a scrape reads the client */
 out_client:
 	efc_close(m->c);
+	efc_close(m->wc);
 out_unmount:
 	fuse_session_unmount(m->se);
 out_signals:
