@@ -140,6 +140,7 @@ struct fs_counters {
 	uint64_t own_events;     /* watch events recognised as this mount's own writes */
 	uint64_t resyncs;        /* times the watch was lost and state re-read */
 	uint64_t commits;        /* puts committed by close/flush/fsync of a written file */
+	uint64_t requests;       /* requests sent to the cluster (round trips), watch excluded */
 	uint64_t errors[ERRC__COUNT]; /* error replies by class (enum fs_err_class) */
 };
 
@@ -151,7 +152,7 @@ struct fs_ctr_metrics {
 	metric *ops[48];
 	metric *cache_hits, *cache_misses;
 	metric *reflected_kind[REFL__COUNT];
-	metric *own_events, *resyncs, *commits;
+	metric *own_events, *resyncs, *commits, *requests;
 	metric *errors[ERRC__COUNT];
 };
 
@@ -304,6 +305,8 @@ struct kv_val {
 	uint8_t *val;   /* malloc'ed (NULL when !exists) */
 	uint32_t vlen;
 };
+/* efc_call on the mount's request client, counted (etcfs_cluster_requests_total). */
+int fs_call(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a);
 int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializable,
 	   struct kv_val *out);
 /* A name's file key fk and directory prefix dk (fk + "/") in one RANGE from

@@ -23,10 +23,17 @@ int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int fs_call(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
+{
+	CTR_INC(m, requests);
+	return efc_call(m->c, req, resp, a);
+}
+
 int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializable,
 	   struct kv_val *out)
 {
 	memset(out, 0, sizeof *out);
+	CTR_INC(m, requests);
 	int rv = efc_get(m->c, key, klen, serializable, &out->val, &out->vlen, &out->kv);
 	if (rv == EF_E_NOT_FOUND)
 		return 0;
@@ -49,7 +56,7 @@ int kv_lookup(struct fs_mount *m, const uint8_t *fk, uint32_t fklen, const uint8
 	req.u.range.range_end = ef_prefix_end(a, (ef_buf){dk, dklen});
 	req.u.range.limit = 1;
 	req.u.range.serializable = (uint8_t)serializable;
-	int rv = efc_call(m->c, &req, &resp, a);
+	int rv = fs_call(m, &req, &resp, a);
 	if (rv) {
 		ef_arena_free(a);
 		return rv;
@@ -94,7 +101,7 @@ int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, in
 	req.u.range.keys_only = 1;
 	req.u.range.limit = 3;
 	req.u.range.serializable = (uint8_t)serializable;
-	int rv = efc_call(m->c, &req, &resp, a);
+	int rv = fs_call(m, &req, &resp, a);
 	*nonempty = 0;
 	if (rv == 0)
 		for (uint32_t i = 0; i < resp.u.range_resp.n_kvs; i++) {
@@ -116,7 +123,7 @@ int kv_prefix_count(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int64
 	req.u.range.key = (ef_buf){pfx, plen};
 	req.u.range.range_end = ef_prefix_end(a, (ef_buf){pfx, plen});
 	req.u.range.count_only = 1;
-	int rv = efc_call(m->c, &req, &resp, a);
+	int rv = fs_call(m, &req, &resp, a);
 	if (rv == 0)
 		*count = resp.u.range_resp.count;
 	ef_arena_free(a);
@@ -185,7 +192,7 @@ static int changed(const ef_msg *resp)
 int kv_write(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
 	uint64_t seq = kv_own_begin(m);
-	int rv = efc_call(m->c, req, resp, a);
+	int rv = fs_call(m, req, resp, a);
 	int64_t rev = 0;
 	if (rv == 0 && changed(resp)) {
 		if (resp->type != EF_MSG_TXN_RESP || resp->u.txn_resp.succeeded) {

@@ -302,6 +302,7 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		}
 		free(skipbuf);
 		target_free(&t);
+		e->attr_timeout = ATTR_TIMEOUT; /* the view may be the state before the change */
 		return rv ? ef_errno(rv) : found ? 0 : ENOENT;
 	}
 	/* files that exist only in this mount */
@@ -1152,6 +1153,8 @@ static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 		h->wcounted = 1;
 	}
 	fill_entry(m, in, e);
+	if (reflector)
+		e->attr_timeout = ATTR_TIMEOUT;
 	int pending = !reflector && !rev;
 	pthread_mutex_unlock(&m->mu);
 	if (h && pending) {
@@ -1506,7 +1509,7 @@ static int rename_dir(struct fs_mount *m, struct target *s, struct target *d, un
 		req.u.range.key = (ef_buf){s->dk, s->dklen};
 		req.u.range.range_end = ef_prefix_end(a, req.u.range.key);
 		req.u.range.limit = FS_RENAME_DIR_MAX_KEYS + 1;
-		rv = efc_call(m->c, &req, &resp, a);
+		rv = fs_call(m, &req, &resp, a);
 		if (rv) {
 			ef_arena_free(a);
 			return ef_errno(rv);
@@ -1734,7 +1737,7 @@ static int cluster_revision(struct fs_mount *m, int64_t *rev)
 	req.u.range.key = (ef_buf){m->prefix, m->plen};
 	req.u.range.count_only = 1;
 	req.u.range.serializable = (uint8_t)serial(m);
-	int rv = efc_call(m->c, &req, &resp, a);
+	int rv = fs_call(m, &req, &resp, a);
 	if (rv == 0)
 		*rev = resp.hdr.revision;
 	ef_arena_free(a);
@@ -1748,7 +1751,7 @@ static int lease_ttl(struct fs_mount *m, int64_t id, int64_t *ttl)
 		return EF_E_NOMEM;
 	ef_msg req = {.type = EF_MSG_LEASE_TTL}, resp;
 	req.u.lease.id = id;
-	int rv = efc_call(m->c, &req, &resp, a);
+	int rv = fs_call(m, &req, &resp, a);
 	if (rv == 0)
 		*ttl = resp.u.lease_resp.ttl;
 	ef_arena_free(a);
@@ -1932,7 +1935,7 @@ static int do_setxattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, const
 			return ENOMEM;
 		ef_msg rq = {.type = EF_MSG_LEASE_GRANT}, resp;
 		rq.u.lease.ttl = v;
-		int rv = efc_call(m->c, &rq, &resp, ar);
+		int rv = fs_call(m, &rq, &resp, ar);
 		int64_t id = rv == 0 ? resp.u.lease_resp.id : 0;
 		ef_arena_free(ar);
 		if (rv)
