@@ -12,6 +12,7 @@
 #   bench/fs-bench.sh                       # everything from ./bin
 #   MOUNT_BIN=/other/etcfs bench/fs-bench.sh  # measure another etcfs binary
 #   N_PUTS=300 N_ECHO=200 DIR_KEYS=10000 SECS=5 bench/fs-bench.sh
+#   PARTS="c d" bench/fs-bench.sh           # only some parts (floor a b c d)
 #
 # Timings are medians of REPEAT runs where a run is short; on a shared
 # machine run it twice and compare.  Not a test: nothing is asserted.
@@ -25,6 +26,8 @@ N_ECHO=${N_ECHO:-200}
 DIR_KEYS=${DIR_KEYS:-10000}
 SECS=${SECS:-3}
 REPEAT=${REPEAT:-3}
+PARTS=${PARTS:-floor a b c d}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 # p50/p99 in ms of the numbers (microseconds) on stdin
 pct() {
@@ -44,14 +47,17 @@ echo "# leader: member $leader; mounts A (linearizable) and C (cached) on member
 fs_mount A 1
 fs_mount C 1 -o cached
 
+if part floor; then
 echo "== cluster floor, 1 connection, member 1"
 "$BENCH" --endpoints "tcp://127.0.0.1:${M_CPORT[1]}" --duration "$SECS" range
 "$BENCH" --endpoints "tcp://127.0.0.1:${M_CPORT[1]}" --duration "$SECS" range-serial
 "$BENCH" --endpoints "tcp://127.0.0.1:${M_CPORT[1]}" --duration "$SECS" put
+fi
 
-echo "== (c) cat loop of a 1 KiB file"
 SHM=$(mktemp -d /dev/shm/etcfs-bench.XXXXXX)
 trap 'rm -rf "$SHM"; t_cleanup' EXIT
+if part c; then
+echo "== (c) cat loop of a 1 KiB file"
 head -c 768 /dev/urandom | base64 -w0 | head -c 1024 >"$SHM/f1k"
 ctl put "${PREFIX}f1k" "$(cat "$SHM/f1k")" >/dev/null
 declare -A CAT
@@ -72,6 +78,9 @@ for where in A C; do
 		"$(awk -v a="${CAT[$where]}" -v b="${CAT[tmpfs]}" 'BEGIN { print a / b }')" "${CAT[tmpfs]}"
 done
 
+fi
+
+if part d; then
 echo "== (d) echo v > file"
 for where in A C; do
 	f=$T_DIR/$where/echo-$where
@@ -87,6 +96,9 @@ for where in A C; do
 	echo "  $where: $("$BENCH" --path "$f" --total "$N_ECHO" fs-write)"
 done
 
+fi
+
+if part a; then
 echo "== (a) put on member 2 -> IN_CLOSE_WRITE on a mount of member 1"
 ctl put "${PREFIX}wl/k" init >/dev/null
 wait_for 10 "wl/k on A" test -f "$T_DIR/A/wl/k"
@@ -96,6 +108,9 @@ for where in A C; do
 		--key "${PREFIX}wl/k" --path "$T_DIR/$where/wl/k" --total "$N_PUTS" watch-latency)"
 done
 
+fi
+
+part b || exit 0
 echo "== (b) ls of a $DIR_KEYS-key directory"
 load() { # load FIRST LAST: 128 puts per txn
 	local i j body line
@@ -110,11 +125,13 @@ load() { # load FIRST LAST: 128 puts per txn
 	done
 }
 per=$(((DIR_KEYS + 3) / 4))
+loaders=()
 for p in 0 1 2 3; do
 	s=$((p * per)); e=$(((p + 1) * per)); [ $e -gt "$DIR_KEYS" ] && e=$DIR_KEYS
 	load $s $e &
+	loaders+=("$!")
 done
-wait
+wait "${loaders[@]}" # not a bare wait: the members are children too
 echo "  keys: $(ctl get --prefix --count-only "${PREFIX}big/" -w json |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')"
 mstime() { # mstime cmd... : wall milliseconds of one run (output discarded)
