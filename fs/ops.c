@@ -48,6 +48,10 @@
  * kernel may keep them; an open that hands out another revision than the
  * kernel's invalidates them itself (do_open). */
 #define CACHED_ATTR_TIMEOUT 10.0
+/* A directory's attributes are the mount's (mode, owner, nlink 2, size 0):
+ * only its marker's time changes.  Kept by the kernel, or with
+ * default_permissions every path walk asks for each directory's again. */
+#define DIR_ATTR_TIMEOUT 1.0
 
 static struct fs_mount *M(fuse_req_t req)
 {
@@ -155,6 +159,8 @@ static int target_make(struct fs_mount *m, fuse_ino_t parent, const char *name, 
  * being written here change size under the kernel: never cached. */
 static double attr_timeout(struct fs_mount *m, struct fs_inode *in)
 {
+	if (in->type == FS_DIR)
+		return m->o.consistency == FS_CACHED ? CACHED_ATTR_TIMEOUT : DIR_ATTR_TIMEOUT;
 	if (m->o.consistency != FS_CACHED || !m->watch_ok)
 		return ATTR_TIMEOUT;
 	if (in->type == FS_FILE && (in->local || in->nwriters || in->ndirty || in->nlate))
