@@ -3,7 +3,8 @@
  *
  *   etcfs-bench [--endpoints URLS] [--conns N] [--clients M]
  *               [--duration S | --total N] [--key-size 16] [--val-size 128]
- *               [--keyspace 100000] put|range|range-serial|txn
+ *               [--keyspace 100000] [--path PATH] [--key KEY]
+ *               put|range|range-serial|txn|fs-cat|fs-write|fs-list|watch-latency
  *
  * N connections (one efc_client each, so one nng stream each) are shared by
  * M client threads (client i uses connection i % N); every thread sends one
@@ -14,6 +15,13 @@
  *
  *   put conns=16 clients=16 ops=12345 secs=10.00 ops/s=1234.5 p50=..ms
  *   p99=..ms p999=..ms max=..ms errors=0
+ *
+ * The fs-* workloads do the same with a syscall sequence on --path instead
+ * of a request (fsload.c): fs-cat reads the file, fs-write writes it as a
+ * shell's `echo v > path` does, fs-list lists the directory; run them on a
+ * mount and on tmpfs to compare.  watch-latency puts --key through the
+ * client (one put at a time) and times until inotify reports the
+ * IN_CLOSE_WRITE of --path, the file naming that key on a mount.
  *
  * Latencies are kept exactly (one uint32 of microseconds per request, per
  * thread, merged and sorted at the end), so the percentiles are not
@@ -31,8 +39,10 @@
 #include <unistd.h>
 
 #include "../proto/client.h"
+#include "fsload.h"
 
-enum mode { M_PUT, M_RANGE, M_RANGE_SERIAL, M_TXN };
+enum mode { M_PUT, M_RANGE, M_RANGE_SERIAL, M_TXN, M_FS_CAT, M_FS_WRITE, M_FS_LIST,
+	    M_WATCH_LATENCY };
 
 struct cfg {
 	const char *endpoints;
@@ -43,7 +53,15 @@ struct cfg {
 	long long keyspace;
 	int mode;
 	int dial_ms, cmd_ms;
+	const char *path;        /* fs-* and watch-latency */
+	const char *key;         /* watch-latency */
 };
+
+static int fs_op(int mode)
+{
+	return mode == M_FS_CAT ? FSL_CAT : mode == M_FS_WRITE ? FSL_WRITE
+				: mode == M_FS_LIST ? FSL_LIST : 0;
+}
 
 struct worker {
 	pthread_t th;
@@ -112,6 +130,32 @@ static void *worker_main(void *arg)
 				break;
 		} else if (now_ns() >= g_deadline_ns) {
 			break;
+		}
+		if (fs_op(cfg->mode)) {
+			char err[256];
+			int64_t f0 = now_ns();
+			int e = fsload_op(fs_op(cfg->mode), cfg->path, val, (size_t)cfg->val_size,
+					  err, sizeof err);
+			int64_t fdt = now_ns() - f0;
+			if (e) {
+				if (!w->errors)
+					snprintf(w->first_err, sizeof w->first_err, "%s", err);
+				w->errors++;
+				continue;
+			}
+			if (w->n == w->cap) {
+				size_t nc = w->cap ? w->cap * 2 : 4096;
+				uint32_t *nl = realloc(w->lat_us, nc * sizeof *nl);
+				if (!nl) {
+					w->errors++;
+					continue;
+				}
+				w->lat_us = nl;
+				w->cap = nc;
+			}
+			w->lat_us[w->n++] = (uint32_t)(fdt / 1000 > UINT32_MAX ? UINT32_MAX
+									: fdt / 1000);
+			continue;
 		}
 		make_key(key, cfg->key_size, rnd(&seed) % (uint64_t)cfg->keyspace);
 		ef_buf k = {(const uint8_t *)key, (uint32_t)cfg->key_size};
@@ -201,7 +245,9 @@ static void usage(FILE *f)
 		   "                   [--duration SECONDS | --total N] [--key-size 16]\n"
 		   "                   [--val-size 128] [--keyspace 100000]\n"
 		   "                   [--dial-timeout MS] [--command-timeout MS]\n"
-		   "                   put|range|range-serial|txn\n");
+		   "                   [--path PATH] [--key KEY]\n"
+		   "                   put|range|range-serial|txn|fs-cat|fs-write|fs-list|"
+		   "watch-latency\n");
 }
 
 static long long num_arg(const char *name, const char *s, long long min)
@@ -239,6 +285,8 @@ int main(int argc, char **argv)
 		{"keyspace", required_argument, NULL, 's'},
 		{"dial-timeout", required_argument, NULL, 'D'},
 		{"command-timeout", required_argument, NULL, 'T'},
+		{"path", required_argument, NULL, 'p'},
+		{"key", required_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -265,6 +313,8 @@ int main(int argc, char **argv)
 		case 's': cfg.keyspace = num_arg("keyspace", optarg, 1); break;
 		case 'D': cfg.dial_ms = (int)num_arg("dial-timeout", optarg, 1); break;
 		case 'T': cfg.cmd_ms = (int)num_arg("command-timeout", optarg, 1); break;
+		case 'p': cfg.path = optarg; break;
+		case 'K': cfg.key = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -282,6 +332,14 @@ int main(int argc, char **argv)
 		cfg.mode = M_RANGE_SERIAL;
 	else if (strcmp(mode, "txn") == 0)
 		cfg.mode = M_TXN;
+	else if (strcmp(mode, "fs-cat") == 0)
+		cfg.mode = M_FS_CAT;
+	else if (strcmp(mode, "fs-write") == 0)
+		cfg.mode = M_FS_WRITE;
+	else if (strcmp(mode, "fs-list") == 0)
+		cfg.mode = M_FS_LIST;
+	else if (strcmp(mode, "watch-latency") == 0)
+		cfg.mode = M_WATCH_LATENCY;
 	else {
 		fprintf(stderr, "etcfs-bench: unknown workload '%s'\n", mode);
 		usage(stderr);
@@ -289,6 +347,14 @@ int main(int argc, char **argv)
 	}
 	if (cfg.key_size > EF_MAX_KEY_BYTES) {
 		fprintf(stderr, "etcfs-bench: --key-size above %d\n", EF_MAX_KEY_BYTES);
+		return 2;
+	}
+	if ((fs_op(cfg.mode) || cfg.mode == M_WATCH_LATENCY) && !cfg.path) {
+		fprintf(stderr, "etcfs-bench: %s needs --path\n", mode);
+		return 2;
+	}
+	if (cfg.mode == M_WATCH_LATENCY && !cfg.key) {
+		fprintf(stderr, "etcfs-bench: watch-latency needs --key\n");
 		return 2;
 	}
 	if (cfg.clients == 0)
@@ -310,7 +376,20 @@ int main(int argc, char **argv)
 	struct worker *ws = calloc((size_t)cfg.clients, sizeof *ws);
 	int64_t start = now_ns();
 	g_deadline_ns = start + (int64_t)(cfg.duration_s * 1e9);
-	for (int i = 0; i < cfg.clients; i++) {
+	if (cfg.mode == M_WATCH_LATENCY) {
+		/* one put at a time, in this thread */
+		cfg.clients = 1;
+		int e = fsload_watch_latency(cs[0], cfg.path, cfg.key, (size_t)cfg.val_size,
+					     cfg.total, cfg.total > 0 ? INT64_MAX : g_deadline_ns,
+					     cfg.cmd_ms, &ws[0].lat_us,
+					     &ws[0].n, &ws[0].errors, ws[0].first_err,
+					     sizeof ws[0].first_err);
+		if (e) {
+			fprintf(stderr, "etcfs-bench: %s\n", ws[0].first_err);
+			return 2;
+		}
+	}
+	for (int i = 0; i < cfg.clients && cfg.mode != M_WATCH_LATENCY; i++) {
 		ws[i].idx = i;
 		ws[i].c = cs[i % cfg.conns];
 		ws[i].cfg = &cfg;
@@ -319,7 +398,8 @@ int main(int argc, char **argv)
 	size_t total = 0;
 	long long errors = 0;
 	for (int i = 0; i < cfg.clients; i++) {
-		pthread_join(ws[i].th, NULL);
+		if (cfg.mode != M_WATCH_LATENCY)
+			pthread_join(ws[i].th, NULL);
 		total += ws[i].n;
 		errors += ws[i].errors;
 	}

@@ -136,11 +136,11 @@ static int fetch_page(struct fs_mount *m, struct fs_dirh *d)
 	req.u.range.limit = FS_PAGE_KEYS;
 	req.u.range.revision = d->rev;
 	req.u.range.serializable = m->o.consistency != FS_LINEARIZABLE;
-	int rv = efc_call(m->c, &req, &resp, a);
+	int rv = fs_call(m, &req, &resp, a);
 	if (rv == EF_E_COMPACTED && d->rev) {
 		d->rev = 0; /* the snapshot is gone: continue at the current revision */
 		req.u.range.revision = 0;
-		rv = efc_call(m->c, &req, &resp, a);
+		rv = fs_call(m, &req, &resp, a);
 	}
 	if (rv) {
 		ef_arena_free(a);

@@ -145,6 +145,7 @@ struct fs_counters {
 	uint64_t own_events;     /* watch events recognised as this mount's own writes */
 	uint64_t resyncs;        /* times the watch was lost and state re-read */
 	uint64_t commits;        /* puts committed by close/flush/fsync of a written file */
+	uint64_t requests;       /* requests sent to the cluster (round trips), watch excluded */
 	uint64_t errors[ERRC__COUNT]; /* error replies by class (enum fs_err_class) */
 };
 
@@ -156,7 +157,7 @@ struct fs_ctr_metrics {
 	metric *ops[48];
 	metric *cache_hits, *cache_misses;
 	metric *reflected_kind[REFL__COUNT];
-	metric *own_events, *resyncs, *commits;
+	metric *own_events, *resyncs, *commits, *requests;
 	metric *errors[ERRC__COUNT];
 };
 
@@ -193,7 +194,10 @@ struct fs_view {
 
 struct fs_mount {
 	struct fs_opts o;
-	efc_client *c;
+	efc_client *c;               /* requests (lookups, reads, writes) */
+	efc_client *wc;              /* the watch alone, on its own connection: watch
+					events never queue on the server's side of the
+					request connection (reflect.c, watch_begin) */
 	struct fuse_session *se;
 	char *mountpoint;
 	dev_t dev;                   /* st_dev of the mounted root (0 until the reflector saw it) */
@@ -310,8 +314,16 @@ struct kv_val {
 	uint8_t *val;   /* malloc'ed (NULL when !exists) */
 	uint32_t vlen;
 };
+/* efc_call on the mount's request client, counted (etcfs_cluster_requests_total). */
+int fs_call(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a);
 int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializable,
 	   struct kv_val *out);
+/* A name's file key fk and directory prefix dk (fk + "/") in one RANGE from
+ * fk to the end of dk, limit 1: *file gets the file when it exists; *dir is
+ * 1 (keys below dk), 0 (none) or -1 (not known from that one key: the
+ * caller asks kv_prefix_nonempty). */
+int kv_lookup(struct fs_mount *m, const uint8_t *fk, uint32_t fklen, const uint8_t *dk,
+	      uint32_t dklen, int serializable, int *dir, struct kv_val *file);
 /* Is there any key with this prefix other than skip1/skip2 (may be NULL)?
  * *first_is_marker tells if the prefix key itself exists. */
 int kv_prefix_nonempty(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int serializable,

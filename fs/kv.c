@@ -23,10 +23,17 @@ int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int fs_call(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
+{
+	CTR_INC(m, requests);
+	return efc_call(m->c, req, resp, a);
+}
+
 int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializable,
 	   struct kv_val *out)
 {
 	memset(out, 0, sizeof *out);
+	CTR_INC(m, requests);
 	int rv = efc_get(m->c, key, klen, serializable, &out->val, &out->vlen, &out->kv);
 	if (rv == EF_E_NOT_FOUND)
 		return 0;
@@ -35,6 +42,53 @@ int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializab
 	out->exists = 1;
 	return 0;
 }
+
+int kv_lookup(struct fs_mount *m, const uint8_t *fk, uint32_t fklen, const uint8_t *dk,
+	      uint32_t dklen, int serializable, int *dir, struct kv_val *file)
+{
+	memset(file, 0, sizeof *file);
+	*dir = -1;
+	ef_arena *a = ef_arena_new();
+	if (!a)
+		return EF_E_NOMEM;
+	ef_msg req = {.type = EF_MSG_RANGE}, resp;
+	req.u.range.key = (ef_buf){fk, fklen};
+	req.u.range.range_end = ef_prefix_end(a, (ef_buf){dk, dklen});
+	req.u.range.limit = 1;
+	req.u.range.serializable = (uint8_t)serializable;
+	int rv = fs_call(m, &req, &resp, a);
+	if (rv) {
+		ef_arena_free(a);
+		return rv;
+	}
+	ef_range_resp *r = &resp.u.range_resp;
+	if (r->n_kvs == 0) {
+		*dir = 0;
+	} else {
+		ef_kv *kv = &r->kvs[0];
+		if (kv->key.n == fklen && memcmp(kv->key.p, fk, fklen) == 0) {
+			file->val = malloc(kv->value.n ? kv->value.n : 1);
+			if (!file->val) {
+				ef_arena_free(a);
+				return EF_E_NOMEM;
+			}
+			fs_memcpy(file->val, kv->value.p, kv->value.n);
+			file->vlen = kv->value.n;
+			file->kv = *kv;
+			file->kv.key = file->kv.value = (ef_buf){NULL, 0};
+			file->exists = 1;
+			if (!r->more)
+				*dir = 0; /* nothing after the file: no directory */
+		} else if (kv->key.n >= dklen && memcmp(kv->key.p, dk, dklen) == 0) {
+			*dir = 1;
+		} else if (!r->more) {
+			*dir = 0; /* a longer name ("a.txt" for "a"), and nothing after it */
+		}
+	}
+	ef_arena_free(a);
+	return 0;
+}
+
 
 static int prefix_range(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, int serializable,
 			int64_t rev, int count_only, ef_arena *a, ef_msg *resp)
@@ -47,10 +101,10 @@ static int prefix_range(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, i
 	req.u.range.limit = count_only ? 0 : 3;
 	req.u.range.serializable = (uint8_t)serializable;
 	req.u.range.revision = rev;
-	int rv = efc_call(m->c, &req, resp, a);
+	int rv = fs_call(m, &req, resp, a);
 	if (rv == EF_E_COMPACTED && rev) {
 		req.u.range.revision = 0;
-		rv = efc_call(m->c, &req, resp, a);
+		rv = fs_call(m, &req, resp, a);
 	}
 	return rv;
 }
@@ -169,7 +223,7 @@ static int changed(const ef_msg *resp)
 int kv_write(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
 	uint64_t seq = kv_own_begin(m);
-	int rv = efc_call(m->c, req, resp, a);
+	int rv = fs_call(m, req, resp, a);
 	int64_t rev = 0;
 	if (rv == 0 && changed(resp)) {
 		if (resp->type != EF_MSG_TXN_RESP || resp->u.txn_resp.succeeded) {

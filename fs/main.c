@@ -242,6 +242,13 @@ static int open_client(struct fs_mount *m)
 		       .command_timeout_ms = m->o.timeout_ms};
 	char err[256] = "";
 	int rv = efc_open(&eo, &m->c, err, sizeof err);
+	if (rv == 0) {
+		rv = efc_open(&eo, &m->wc, err, sizeof err);
+		if (rv) {
+			efc_close(m->c);
+			m->c = NULL;
+		}
+	}
 	if (rv)
 		fprintf(stderr, "etcfs: %s\n", err[0] ? err : ef_strerror(rv));
 	return rv;
@@ -275,7 +282,8 @@ int main(int argc, char **argv)
 	if (open_client(m))
 		goto out_free;
 	efc_close(m->c);
-	m->c = NULL;
+	efc_close(m->wc);
+	m->c = m->wc = NULL;
 	if (fake) {
 		rc = 0;
 		goto out_free;
@@ -317,6 +325,7 @@ out_metrics:
 	fsmetrics_stop(m); /* before efc_close: a scrape reads the client */
 out_client:
 	efc_close(m->c);
+	efc_close(m->wc);
 out_unmount:
 	fuse_session_unmount(m->se);
 out_signals:

@@ -171,6 +171,10 @@ static void register_all(struct fs_mount *m)
 				     "Puts committed when a written file was closed, flushed "
 				     "or fsynced.",
 				     "");
+	c->requests = metrics_counter("etcfs_cluster_requests_total",
+				      "Requests sent to the cluster, each one round trip (the "
+				      "watch stream not counted).",
+				      "");
 	m->mx_failovers_m = metrics_counter("etcfs_client_failovers_total",
 					    "Times the client library switched to another "
 					    "endpoint.",

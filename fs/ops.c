@@ -43,6 +43,15 @@
 
 #define ATTR_TIMEOUT 0.0  /* sizes change remotely: the kernel asks, we answer from cache */
 #define ENTRY_TIMEOUT 1.0 /* remote creates/deletes invalidate names explicitly */
+/* consistency=cached: attributes are those of the watch, and every remote
+ * change is replayed through the mount and invalidated (reflect.c), so the
+ * kernel may keep them; an open that hands out another revision than the
+ * kernel's invalidates them itself (do_open). */
+#define CACHED_ATTR_TIMEOUT 10.0
+/* A directory's attributes are the mount's (mode, owner, nlink 2, size 0):
+ * only its marker's time changes.  Kept by the kernel, or with
+ * default_permissions every path walk asks for each directory's again. */
+#define DIR_ATTR_TIMEOUT 1.0
 
 static struct fs_mount *M(fuse_req_t req)
 {
@@ -146,6 +155,19 @@ static int target_make(struct fs_mount *m, fuse_ino_t parent, const char *name, 
 	return 0;
 }
 
+/* How long the kernel may keep the attributes of in; m->mu held.  Files
+ * being written here change size under the kernel: never cached. */
+static double attr_timeout(struct fs_mount *m, struct fs_inode *in)
+{
+	if (in->type == FS_DIR)
+		return m->o.consistency == FS_CACHED ? CACHED_ATTR_TIMEOUT : DIR_ATTR_TIMEOUT;
+	if (m->o.consistency != FS_CACHED || !m->watch_ok)
+		return ATTR_TIMEOUT;
+	if (in->type == FS_FILE && (in->local || in->nwriters || in->ndirty || in->nlate))
+		return ATTR_TIMEOUT;
+	return CACHED_ATTR_TIMEOUT;
+}
+
 static void fill_entry(struct fs_mount *m, struct fs_inode *in, struct fuse_entry_param *e)
 {
 	/* m->mu held */
@@ -153,7 +175,7 @@ static void fill_entry(struct fs_mount *m, struct fs_inode *in, struct fuse_entr
 	e->ino = in->ino;
 	e->generation = 1;
 	inode_stat(m, in, &e->attr);
-	e->attr_timeout = ATTR_TIMEOUT;
+	e->attr_timeout = attr_timeout(m, in);
 	e->entry_timeout = ENTRY_TIMEOUT;
 	in->nlookup++;
 }
@@ -326,6 +348,7 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		}
 		free(skipbuf);
 		target_free(&t);
+		e->attr_timeout = ATTR_TIMEOUT; /* the view may be the state before the change */
 		return rv ? ef_errno(rv) : found ? 0 : ENOENT;
 	}
 	/* files that exist only in this mount */
@@ -342,10 +365,23 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 			return 0;
 		}
 	}
-	if (t.kind != NAME_FILE) {
-		int ne = 0;
-		rv = kv_prefix_nonempty(m, t.dk, t.dklen, serial(m),
-					t.kind == NAME_CHUNK ? t.fk : NULL, t.fklen, &ne);
+	/* A plain name: the file and the directory in one round trip, mostly */
+	struct kv_val fv = {0};
+	int isdir = -1;
+	if (t.kind == NAME_ANY) {
+		rv = kv_lookup(m, t.fk, t.fklen, t.dk, t.dklen, serial(m), &isdir, &fv);
+		if (rv == 0 && isdir == 0 && !fv.exists) {
+			/* a directory this mount emptied stays until rmdir */
+			found = lookup_lingering(m, &t, e);
+			target_free(&t);
+			return found ? 0 : ENOENT;
+		}
+	}
+	if (rv == 0 && t.kind != NAME_FILE) {
+		int ne = isdir > 0;
+		if (isdir < 0)
+			rv = kv_prefix_nonempty(m, t.dk, t.dklen, serial(m),
+						t.kind == NAME_CHUNK ? t.fk : NULL, t.fklen, &ne);
 		if (rv == 0 && ne) {
 			pthread_mutex_lock(&m->mu);
 			in = inode_get(m, FS_DIR, t.dk, t.dklen);
@@ -357,8 +393,10 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		}
 	}
 	if (rv == 0 && !found && t.kind != NAME_CHUNK) {
-		struct kv_val v;
-		rv = kv_get(m, t.fk, t.fklen, serial(m), &v);
+		struct kv_val v = fv;
+		fv.val = NULL;
+		if (t.kind != NAME_ANY)
+			rv = kv_get(m, t.fk, t.fklen, serial(m), &v);
 		if (rv == 0 && v.exists) {
 			pthread_mutex_lock(&m->mu);
 			in = inode_get(m, FS_FILE, t.fk, t.fklen);
@@ -372,6 +410,7 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		}
 		free(v.val);
 	}
+	free(fv.val);
 	if (rv == 0 && !found && t.kind != NAME_FILE)
 		found = lookup_lingering(m, &t, e);
 	if (rv && is_io_error(rv) && m->o.cache_fallback && lookup_cached(m, &t, e) == 0) {
@@ -466,7 +505,8 @@ static int refresh_file(struct fs_mount *m, fuse_ino_t ino)
 	return 0;
 }
 
-static int do_getattr(struct fs_mount *m, fuse_ino_t ino, int reflector, struct stat *st)
+static int do_getattr(struct fs_mount *m, fuse_ino_t ino, int reflector, struct stat *st,
+		      double *tmo)
 {
 	pthread_mutex_lock(&m->mu);
 	struct fs_inode *in = inode_by_ino(m, ino);
@@ -488,6 +528,7 @@ static int do_getattr(struct fs_mount *m, fuse_ino_t ino, int reflector, struct 
 	pthread_mutex_lock(&m->mu);
 	in = inode_by_ino(m, ino);
 	inode_stat(m, in, st);
+	*tmo = reflector ? ATTR_TIMEOUT : attr_timeout(m, in);
 	pthread_mutex_unlock(&m->mu);
 	return 0;
 }
@@ -497,11 +538,12 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_GETATTR]);
 	struct stat st;
-	int err = do_getattr(m, ino, reflect_is_me(m, req), &st);
+	double tmo = ATTR_TIMEOUT;
+	int err = do_getattr(m, ino, reflect_is_me(m, req), &st, &tmo);
 	if (err)
 		reply_err(req, err);
 	else
-		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+		fuse_reply_attr(req, &st, tmo);
 }
 
 /* ------------------------------------------------------------------ */
@@ -632,7 +674,10 @@ static int commit(struct fs_mount *m, struct fs_handle *h)
 		    .version = was_new ? 1 : in->version + 1,
 		    .lease = h->lease,
 		    .mod_time_ns = now_ns()};
-	inode_set_kv(in, &kv, h->len);
+	/* the watch (its own connection) may already have brought this
+	 * revision, with its value, or a later one: never step back */
+	if (was_new || !in->known || in->mod_rev < rev)
+		inode_set_kv(in, &kv, h->len);
 	pthread_mutex_unlock(&m->mu);
 	h->rev = rev;
 	clear_dirty(m, h);
@@ -777,6 +822,7 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 	}
 	h->rev = v.exists ? v.kv.mod_revision : 0;
 	h->lease = v.exists ? v.kv.lease : 0;
+	int inval_attr = 0;
 	pthread_mutex_lock(&m->mu);
 	if (v.exists) {
 		inode_set_kv(in, &v.kv, v.vlen);
@@ -799,6 +845,8 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 		fi->keep_cache = in->cache_rev == v.kv.mod_revision;
 		if (fi->keep_cache)
 			CTR_INC(m, cache_hits);
+		else if (attr_timeout(m, in) != ATTR_TIMEOUT)
+			inval_attr = 1; /* the kernel may hold another revision's size */
 		in->cache_rev = v.kv.mod_revision;
 		in->cache_size = v.vlen;
 		in->npc++;
@@ -808,6 +856,10 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 	}
 	pthread_mutex_unlock(&m->mu);
 	free(v.val);
+	if (inval_attr)
+		fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
+	if (!writable)
+		fi->noflush = 1; /* nothing to commit at close: spare the FLUSH request */
 	if (trunc) {
 		pthread_mutex_lock(&h->mu);
 		mark_dirty(m, h); /* O_TRUNC with no write stores an empty value */
@@ -1151,6 +1203,8 @@ static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 		h->wcounted = 1;
 	}
 	fill_entry(m, in, e);
+	if (reflector)
+		e->attr_timeout = ATTR_TIMEOUT;
 	int pending = !reflector && !rev;
 	pthread_mutex_unlock(&m->mu);
 	if (h && pending) {
@@ -1512,7 +1566,7 @@ static int rename_dir(struct fs_mount *m, struct target *s, struct target *d, un
 		req.u.range.key = (ef_buf){s->dk, s->dklen};
 		req.u.range.range_end = ef_prefix_end(a, req.u.range.key);
 		req.u.range.limit = FS_RENAME_DIR_MAX_KEYS + 1;
-		rv = efc_call(m->c, &req, &resp, a);
+		rv = fs_call(m, &req, &resp, a);
 		if (rv) {
 			ef_arena_free(a);
 			return ef_errno(rv);
@@ -1773,7 +1827,7 @@ static int cluster_revision(struct fs_mount *m, int64_t *rev)
 	req.u.range.key = (ef_buf){m->prefix, m->plen};
 	req.u.range.count_only = 1;
 	req.u.range.serializable = (uint8_t)serial(m);
-	int rv = efc_call(m->c, &req, &resp, a);
+	int rv = fs_call(m, &req, &resp, a);
 	if (rv == 0)
 		*rev = resp.hdr.revision;
 	ef_arena_free(a);
@@ -1787,7 +1841,7 @@ static int lease_ttl(struct fs_mount *m, int64_t id, int64_t *ttl)
 		return EF_E_NOMEM;
 	ef_msg req = {.type = EF_MSG_LEASE_TTL}, resp;
 	req.u.lease.id = id;
-	int rv = efc_call(m->c, &req, &resp, a);
+	int rv = fs_call(m, &req, &resp, a);
 	if (rv == 0)
 		*ttl = resp.u.lease_resp.ttl;
 	ef_arena_free(a);
@@ -1971,7 +2025,7 @@ static int do_setxattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, const
 			return ENOMEM;
 		ef_msg rq = {.type = EF_MSG_LEASE_GRANT}, resp;
 		rq.u.lease.ttl = v;
-		int rv = efc_call(m->c, &rq, &resp, ar);
+		int rv = fs_call(m, &rq, &resp, ar);
 		int64_t id = rv == 0 ? resp.u.lease_resp.id : 0;
 		ef_arena_free(ar);
 		if (rv)

@@ -65,8 +65,21 @@ static void apply_cached(struct fs_mount *m, const ef_event *ev)
 	if (!in || in->local)
 		return;
 	if (ev->type == EF_EVENT_PUT) {
-		if (kv->mod_revision >= in->mod_rev)
+		if (kv->mod_revision >= in->mod_rev) {
+			/* consistency=cached: the event carries the value, so the
+			 * next open of a file this mount is using needs no fetch */
+			int keep = m->o.consistency == FS_CACHED && (in->cval || in->nlookup);
 			inode_set_kv(in, kv, kv->value.n);
+			if (keep && in->cval_rev != kv->mod_revision) {
+				uint8_t *c = malloc(kv->value.n ? kv->value.n : 1);
+				if (c) {
+					fs_memcpy(c, kv->value.p, kv->value.n);
+					free(in->cval);
+					in->cval = c;
+					in->cval_rev = kv->mod_revision;
+				}
+			}
+		}
 	} else if (kv->mod_revision >= in->mod_rev) {
 		inode_set_absent(in);
 		in->mod_rev = kv->mod_revision;
@@ -153,7 +166,7 @@ int reflect_watch_begin(struct fs_mount *m, int64_t start_rev)
 	wr.prev_kv = 1;
 	wr.progress_notify = 1;
 	efc_watch *w = NULL;
-	int rv = efc_watch_start(m->c, &wr, on_watch, m, &w);
+	int rv = efc_watch_start(m->wc, &wr, on_watch, m, &w);
 	ef_arena_free(a);
 	if (rv == 0)
 		m->watch = w;
