@@ -279,6 +279,9 @@ static int dial(const char *url, int timeout_ms, nng_stream **out)
 		nng_stream_dialer_free(d);
 		return rv;
 	}
+	/* nng 1.5 streams default to Nagle: a small request written behind
+	 * another would wait for the peer's delayed ACK (40 ms). */
+	nng_stream_dialer_set_bool(d, NNG_OPT_TCP_NODELAY, true);
 	nng_aio_set_timeout(aio, timeout_ms > 0 ? timeout_ms : 2000);
 	nng_stream_dialer_dial(d, aio);
 	nng_aio_wait(aio);

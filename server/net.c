@@ -414,6 +414,8 @@ int net_start(node *n, const char *urls, size_t max_request_bytes, char *err, si
 			snprintf(url, sizeof url, "%s", u);
 		nng_stream_listener *l;
 		int rv = nng_stream_listener_alloc(&l, url);
+		if (rv == 0) /* nng streams default to Nagle: answers would wait 40 ms behind a watch event */
+			nng_stream_listener_set_bool(l, NNG_OPT_TCP_NODELAY, true);
 		if (rv == 0)
 			rv = nng_stream_listener_listen(l);
 		if (rv != 0) {
