@@ -159,6 +159,7 @@ struct node {
 	uint64_t last_snap_index;
 	int attr_published;
 	int64_t attr_sent_ms;
+	raft_hard_state synced_hs; /* term and vote as last fsync'd (loop thread) */
 	/* Quota check: bytes in use as of quota_ms (atomics, read by every
 	 * writing client thread; recomputed at most every QUOTA_RECHECK_MS, as
 	 * the size scan walks LMDB's free list). */
@@ -1088,7 +1089,12 @@ static void handle_ready(node *n)
 	if (rd.hs_changed) {
 		if (wal_set_hard_state(n->w, &rd.hs) != 0)
 			abort();
-		need_sync = 1;
+		/* Term and vote must be durable before anything is sent; a
+		 * commit index alone need not be (etcd's MustSync): it is
+		 * written with the next fsync, and one lost to a crash is
+		 * learned again from the leader. */
+		if (rd.hs.term != n->synced_hs.term || rd.hs.vote != n->synced_hs.vote)
+			need_sync = 1;
 	}
 	if (need_sync) {
 		struct timespec t0;
@@ -1098,6 +1104,7 @@ static void handle_ready(node *n)
 			abort();
 		}
 		metrics_observe(n->m_wal_fsync, since_s(&t0));
+		n->synced_hs = rd.hs;
 	}
 	send_msgs(n, rd.msgs, rd.n_msgs_early, rd.n_msgs);
 	if (rd.n_committed > pre) {
@@ -1935,6 +1942,7 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 	rc.n_voters = (uint32_t)n->n_members;
 	for (int i = 0; i < n->n_members; i++)
 		rc.voters[i] = n->members[i].id;
+	n->synced_hs = rec.hs;
 	n->r = raft_new(&rc, &rec.hs, rec.snap.index ? &rec.snap : NULL, rec.entries, rec.n_entries);
 	wal_recovered_free(&rec);
 	if (!n->r) {
