@@ -562,6 +562,130 @@ static uint64_t xr(void)
 	return xs;
 }
 
+/* Hand one message of a ready to its receiver, through the codec. */
+static void pass_msg(cluster *c, const raft_msg *m)
+{
+	ef_wbuf b;
+	raft_msg d;
+	ef_wbuf_init(&b);
+	if (raft_msg_encode(m, &b) == 0 && raft_msg_decode(b.p, b.len, &d) == 0) {
+		raft_step(c->r[m->to - 1], &d);
+		raft_msg_free_decoded(&d);
+	}
+	ef_wbuf_free(&b);
+}
+
+static int count_type(const raft_ready *rd, int type, uint64_t to, uint32_t *entries)
+{
+	int n = 0;
+	for (size_t k = 0; k < rd->n_msgs; k++)
+		if (rd->msgs[k].type == type && (!to || rd->msgs[k].to == to)) {
+			n++;
+			if (entries)
+				*entries = rd->msgs[k].n_entries;
+		}
+	return n;
+}
+
+TEST(one_append_per_follower_per_ready)
+{
+	cluster c;
+	cl_init(&c, 1, 1);
+	elect(&c, 0);
+	for (int k = 0; k < 10; k++)
+		CHECK_EQ(raft_propose(c.r[0], "v", 1, NULL), 0);
+	raft_ready rd;
+	raft_get_ready(c.r[0], &rd);
+	CHECK_EQ(rd.n_entries, 10);
+	uint32_t ne = 0;
+	for (uint64_t f = 2; f <= 3; f++) {
+		CHECK_EQ(count_type(&rd, RAFT_MSG_APP, f, &ne), 1);
+		CHECK_EQ(ne, 10);
+	}
+	/* a leader's appends need not wait for its own fsync */
+	CHECK_EQ(rd.n_msgs_early, rd.n_msgs);
+	for (size_t k = 0; k < rd.n_msgs; k++)
+		pass_msg(&c, &rd.msgs[k]);
+	raft_advance(c.r[0], &rd);
+	cl_deliver(&c);
+	CHECK_EQ(raft_commit_index(c.r[0]), 11);
+	cl_free(&c);
+}
+
+TEST(leader_counts_itself_only_when_persisted)
+{
+	cluster c;
+	cl_init(&c, 1, 1);
+	elect(&c, 0);
+	CHECK_EQ(raft_propose(c.r[0], "x", 1, NULL), 0);
+	raft_ready lr;
+	raft_get_ready(c.r[0], &lr); /* the leader has not persisted entry 2 yet */
+	CHECK_EQ(lr.n_entries, 1);
+	for (size_t k = 0; k < lr.n_msgs; k++)
+		if (lr.msgs[k].to == 2)
+			pass_msg(&c, &lr.msgs[k]);
+	/* follower 2 persists and answers: its answer waits for its fsync */
+	raft_ready fr;
+	raft_get_ready(c.r[1], &fr);
+	CHECK_EQ(fr.n_entries, 1);
+	CHECK_EQ(count_type(&fr, RAFT_MSG_APP_RESP, 1, NULL), 1);
+	CHECK_EQ(fr.n_msgs_early, 0);
+	for (size_t k = 0; k < fr.n_msgs; k++)
+		pass_msg(&c, &fr.msgs[k]);
+	raft_advance(c.r[1], &fr);
+	/* one follower's disk and a leader that has not written: no quorum */
+	CHECK_EQ(raft_commit_index(c.r[0]), 1);
+	raft_advance(c.r[0], &lr); /* now the leader's fsync is done */
+	CHECK_EQ(raft_commit_index(c.r[0]), 2);
+	/* the new commit index goes out with the next ready */
+	raft_get_ready(c.r[0], &lr);
+	CHECK(count_type(&lr, RAFT_MSG_APP, 2, NULL) == 1 && count_type(&lr, RAFT_MSG_APP, 3, NULL) == 1);
+	raft_advance(c.r[0], &lr);
+	cl_drop_all(&c);
+	cl_free(&c);
+}
+
+TEST(follower_packs_forwarded_proposals)
+{
+	cluster c;
+	cl_init(&c, 1, 1);
+	elect(&c, 0);
+	for (int k = 0; k < 5; k++)
+		CHECK_EQ(raft_propose(c.r[2], "p", 1, NULL), 0);
+	raft_ready rd;
+	raft_get_ready(c.r[2], &rd);
+	uint32_t ne = 0;
+	CHECK_EQ(count_type(&rd, RAFT_MSG_PROP, 1, &ne), 1);
+	CHECK_EQ(ne, 5);
+	CHECK_EQ(rd.n_msgs_early, rd.n_msgs);
+	for (size_t k = 0; k < rd.n_msgs; k++)
+		pass_msg(&c, &rd.msgs[k]);
+	raft_advance(c.r[2], &rd);
+	cl_deliver(&c);
+	cl_tick(&c, 0, 1);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(c.applied[i], 5);
+	cl_free(&c);
+}
+
+TEST(votes_wait_for_the_fsync)
+{
+	cluster c;
+	cl_init(&c, 0, 0);
+	raft_campaign(c.r[0]);
+	raft_ready rd;
+	raft_get_ready(c.r[0], &rd);
+	CHECK(rd.hs_changed && rd.hs.vote == 1);
+	CHECK_EQ(count_type(&rd, RAFT_MSG_VOTE, 0, NULL), 2);
+	CHECK_EQ(rd.n_msgs_early, 0);
+	for (size_t k = 0; k < rd.n_msgs; k++)
+		pass_msg(&c, &rd.msgs[k]);
+	raft_advance(c.r[0], &rd);
+	cl_deliver(&c);
+	CHECK_EQ(raft_role(c.r[0]), RAFT_LEADER);
+	cl_free(&c);
+}
+
 TEST(codec_round_trip)
 {
 	raft_entry ents[2] = {{3, 11, RAFT_ENTRY_NORMAL, 5, (uint8_t *)"hello"},
@@ -731,6 +855,10 @@ int main(void)
 	RUN(leader_transfer);
 	RUN(snapshot_to_lagging_follower);
 	RUN(restart_from_disk_state);
+	RUN(one_append_per_follower_per_ready);
+	RUN(leader_counts_itself_only_when_persisted);
+	RUN(follower_packs_forwarded_proposals);
+	RUN(votes_wait_for_the_fsync);
 	RUN(codec_round_trip);
 	RUN(codec_rejects_garbage);
 	RUN(step_rejects_bad_messages);
