@@ -1,9 +1,10 @@
 #!/bin/sh
-# Installs (apt) whatever etcfs needs to build and test that is missing.
+# Installs (apt) whatever etcfs needs to build and test that is missing
+# (the tests drive real tools on the mount: vim in ex mode, nano, rsync...).
 # Called by `make check`, `make run`, `make asan`; safe to run repeatedly.
 set -e
 PKGS="build-essential pkg-config clang libfuse3-dev fuse3 libnng-dev liblmdb-dev libzstd-dev
-libssl-dev libjansson-dev inotify-tools attr curl python3 python3-etcd3gw vim-tiny nano procps
+libssl-dev libjansson-dev inotify-tools attr curl python3 python3-etcd3gw vim nano procps
 psmisc git rsync tar coreutils util-linux"
 missing=""
 for p in $PKGS; do
