@@ -2032,7 +2032,10 @@ static int do_setxattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, const
 			return ef_errno(rv);
 		return attach_lease(m, ino, id);
 	}
-	return EPERM; /* revision, version...: read-only */
+	/* revision, version...: read-only.  ENOTSUP, as for names etcfs does
+	 * not know, so cp -a, mv between filesystems and rsync -X copy a
+	 * file's attributes without an error per file. */
+	return ENOTSUP;
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,

@@ -157,6 +157,8 @@ setfattr -n user.etcfs.lease -v 0 "$A/xa"
 expect_eq "lease 0 detaches" "$(getfattr --only-values -n user.etcfs.lease "$A/xa")" 0
 setfattr -n user.other -v 1 "$A/xa" 2>/dev/null
 check "other user.* names are refused" test $? != 0
+out=$(setfattr -n user.etcfs.revision -v 1 "$A/xa" 2>&1)
+check "user.etcfs.revision is read-only: ENOTSUP ($out)" grep -q "Operation not supported" <<<"$out"
 echo ephemeral >"$A/ttl"
 setfattr -n user.etcfs.ttl -v 2 "$A/ttl"
 check "ttl file exists first" test -f "$A/ttl"
