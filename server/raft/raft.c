@@ -149,6 +149,7 @@ raft *raft_new(const raft_config *cfg, const raft_hard_state *hs, const raft_sna
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
+	r->prop_msg = SIZE_MAX;
 	r->cfg = *cfg;
 	if (r->cfg.max_inflight == 0)
 		r->cfg.max_inflight = 256;
@@ -589,24 +590,18 @@ static int forward_proposal(raft *r, const void *data, uint32_t len)
 	raft_msg *o = NULL;
 	raft_entry *v, e = {.type = RAFT_ENTRY_NORMAL};
 	bool fresh = false;
+	uint32_t n;
 
-	for (size_t j = 0; j < r->n_msgs; j++)
-		if (r->msgs[j].type == RAFT_MSG_PROP && r->msgs[j].to == r->lead)
-			o = &r->msgs[j];
-	if (o != NULL) {
-		uint64_t bytes = len;
-		for (uint32_t k = 0; k < o->n_entries; k++)
-			bytes += o->entries[k].len + 32;
-		if (bytes > r->cfg.max_msg_bytes)
-			o = NULL; /* full: start another message */
-	}
+	if (r->prop_msg < r->n_msgs && r->msgs[r->prop_msg].type == RAFT_MSG_PROP &&
+	    r->msgs[r->prop_msg].to == r->lead && r->prop_bytes + len + 32 <= r->cfg.max_msg_bytes)
+		o = &r->msgs[r->prop_msg];
 	if (len) {
 		e.data = rdata_new(data, len);
 		if (e.data == NULL)
 			return RAFT_E_NOMEM;
 		e.len = len;
 	}
-	if (o == NULL) {
+	if (o == NULL) { /* none yet this ready, or full: start another */
 		o = raft_send(r, RAFT_MSG_PROP, r->lead);
 		if (o == NULL) {
 			rdata_unref(e.data);
@@ -615,15 +610,24 @@ static int forward_proposal(raft *r, const void *data, uint32_t len)
 		o->term = 0; /* proposals are term-less: any leader may take them */
 		fresh = true;
 	}
-	v = realloc(o->entries, (o->n_entries + 1) * sizeof(*v));
-	if (v == NULL) {
-		rdata_unref(e.data);
-		if (fresh)
-			r->n_msgs--;
-		return RAFT_E_NOMEM;
+	/* entries grow by doubling: capacity is the next power of two */
+	n = o->n_entries;
+	if ((n & (n - 1)) == 0) {
+		v = realloc(o->entries, (n ? 2 * (size_t)n : 1) * sizeof(*v));
+		if (v == NULL) {
+			rdata_unref(e.data);
+			if (fresh)
+				r->n_msgs--;
+			return RAFT_E_NOMEM;
+		}
+		o->entries = v;
 	}
-	o->entries = v;
 	o->entries[o->n_entries++] = e;
+	if (fresh) {
+		r->prop_msg = (size_t)(o - r->msgs);
+		r->prop_bytes = 0;
+	}
+	r->prop_bytes += len + 32;
 	return 0;
 }
 
@@ -826,6 +830,7 @@ void raft_get_ready(raft *r, raft_ready *rd)
 	rd->committed = r->rd_committed;
 
 	rd->n_msgs_early = term_durable ? partition_early(r->msgs, r->n_msgs) : 0;
+	r->prop_msg = SIZE_MAX; /* the messages go to the host */
 	r->rd_msgs = r->msgs;
 	r->rd_n_msgs = r->n_msgs;
 	rd->msgs = r->msgs;

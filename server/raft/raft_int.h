@@ -172,6 +172,11 @@ struct raft {
 	 * burst of proposals makes one MSG_APP per follower, not one each. */
 	bool bcast_pending;
 
+	/* Follower: msgs[prop_msg] is the MSG_PROP this ready's proposals are
+	 * packed into, holding prop_bytes (SIZE_MAX: none yet). */
+	size_t prop_msg;
+	uint64_t prop_bytes;
+
 	/* ReadIndex state (leader): confirmed-by-heartbeat queue and the
 	 * requests waiting for the first commit of the term. */
 	read_queue reads_pending, reads_wait_commit;
