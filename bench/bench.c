@@ -110,6 +110,29 @@ static void make_key(char *buf, int size, uint64_t idx)
 	memcpy(buf + pad, num, (size_t)n);
 }
 
+/* One finished request: its latency, or (err != NULL) a failure. */
+static void record(struct worker *w, int64_t dt_ns, const char *err)
+{
+	if (err) {
+		if (!w->errors)
+			snprintf(w->first_err, sizeof w->first_err, "%s", err);
+		w->errors++;
+		return;
+	}
+	if (w->n == w->cap) {
+		size_t nc = w->cap ? w->cap * 2 : 4096;
+		uint32_t *nl = realloc(w->lat_us, nc * sizeof *nl);
+		if (!nl) {
+			w->errors++;
+			return;
+		}
+		w->lat_us = nl;
+		w->cap = nc;
+	}
+	int64_t us = dt_ns / 1000;
+	w->lat_us[w->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -136,25 +159,7 @@ static void *worker_main(void *arg)
 			int64_t f0 = now_ns();
 			int e = fsload_op(fs_op(cfg->mode), cfg->path, val, (size_t)cfg->val_size,
 					  err, sizeof err);
-			int64_t fdt = now_ns() - f0;
-			if (e) {
-				if (!w->errors)
-					snprintf(w->first_err, sizeof w->first_err, "%s", err);
-				w->errors++;
-				continue;
-			}
-			if (w->n == w->cap) {
-				size_t nc = w->cap ? w->cap * 2 : 4096;
-				uint32_t *nl = realloc(w->lat_us, nc * sizeof *nl);
-				if (!nl) {
-					w->errors++;
-					continue;
-				}
-				w->lat_us = nl;
-				w->cap = nc;
-			}
-			w->lat_us[w->n++] = (uint32_t)(fdt / 1000 > UINT32_MAX ? UINT32_MAX
-									: fdt / 1000);
+			record(w, now_ns() - f0, e ? err : NULL);
 			continue;
 		}
 		make_key(key, cfg->key_size, rnd(&seed) % (uint64_t)cfg->keyspace);
@@ -198,24 +203,7 @@ static void *worker_main(void *arg)
 		int rv = efc_call(w->c, &req, &resp, a);
 		int64_t dt = now_ns() - t0;
 		ef_arena_reset(a);
-		if (rv != 0) {
-			if (!w->errors)
-				snprintf(w->first_err, sizeof w->first_err, "%s", efc_errmsg());
-			w->errors++;
-			continue;
-		}
-		if (w->n == w->cap) {
-			size_t nc = w->cap ? w->cap * 2 : 4096;
-			uint32_t *nl = realloc(w->lat_us, nc * sizeof *nl);
-			if (!nl) {
-				w->errors++;
-				continue;
-			}
-			w->lat_us = nl;
-			w->cap = nc;
-		}
-		int64_t us = dt / 1000;
-		w->lat_us[w->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+		record(w, dt, rv ? efc_errmsg() : NULL);
 	}
 	ef_arena_free(a);
 	free(key);

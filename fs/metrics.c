@@ -164,8 +164,8 @@ static void register_all(struct fs_mount *m)
 					"(not replayed).",
 					"");
 	c->resyncs = metrics_counter("etcfs_watch_resyncs_total",
-				     "Times the watch was lost (compaction) and known files "
-				     "were re-read.",
+				     "Times the watch was lost (compaction) and the prefix "
+				     "was re-read and compared.",
 				     "");
 	c->commits = metrics_counter("etcfs_puts_committed_total",
 				     "Puts committed when a written file was closed, flushed "

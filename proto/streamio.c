@@ -8,6 +8,11 @@
 
 int ef_stream_io(nng_stream *s, void *buf, size_t len, int sending)
 {
+	return ef_stream_io_timeout(s, buf, len, sending, NNG_DURATION_INFINITE);
+}
+
+int ef_stream_io_timeout(nng_stream *s, void *buf, size_t len, int sending, int timeout_ms)
+{
 	nng_aio *aio;
 	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
 		return NNG_ENOMEM;
@@ -16,6 +21,7 @@ int ef_stream_io(nng_stream *s, void *buf, size_t len, int sending)
 	while (len > 0) {
 		nng_iov iov = {.iov_buf = p, .iov_len = len};
 		nng_aio_set_iov(aio, 1, &iov);
+		nng_aio_set_timeout(aio, timeout_ms);
 		if (sending)
 			nng_stream_send(s, aio);
 		else

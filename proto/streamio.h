@@ -13,5 +13,7 @@
 /* Send (sending != 0) or receive exactly len bytes, looping over partial
  * transfers.  0, or the nng error (NNG_ECLOSED when the peer closed). */
 int ef_stream_io(nng_stream *s, void *buf, size_t len, int sending);
+/* The same with a bound of timeout_ms per transfer (NNG_ETIMEDOUT). */
+int ef_stream_io_timeout(nng_stream *s, void *buf, size_t len, int sending, int timeout_ms);
 
 #endif

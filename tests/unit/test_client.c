@@ -14,6 +14,7 @@
 #include <nng/nng.h>
 
 #include "../../proto/client.h"
+#include "../../proto/streamio.h"
 #include "test.h"
 
 enum mode { M_OK, M_CLOSE_AFTER_READ, M_SILENT, M_NOLEADER_ONCE };
@@ -27,31 +28,6 @@ struct fake {
 	atomic_int noleader_sent;
 	pthread_t t;
 };
-
-static int io(nng_stream *s, void *buf, size_t len, int sending, int timeout_ms)
-{
-	nng_aio *aio;
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
-		return -1;
-	uint8_t *p = buf;
-	int rv = 0;
-	while (len > 0) {
-		nng_iov iov = {.iov_buf = p, .iov_len = len};
-		nng_aio_set_iov(aio, 1, &iov);
-		nng_aio_set_timeout(aio, timeout_ms);
-		if (sending)
-			nng_stream_send(s, aio);
-		else
-			nng_stream_recv(s, aio);
-		nng_aio_wait(aio);
-		if ((rv = nng_aio_result(aio)) != 0)
-			break;
-		p += nng_aio_count(aio);
-		len -= nng_aio_count(aio);
-	}
-	nng_aio_free(aio);
-	return rv;
-}
 
 static void answer(nng_stream *s, const ef_msg *req, struct fake *f)
 {
@@ -75,7 +51,7 @@ static void answer(nng_stream *s, const ef_msg *req, struct fake *f)
 	ef_wbuf b;
 	ef_wbuf_init(&b);
 	ef_encode(&r, &b);
-	io(s, b.p, b.len, 1, 2000);
+	ef_stream_io_timeout(s, b.p, b.len, 1, 2000);
 	ef_wbuf_free(&b);
 	ef_arena_free(a);
 }
@@ -84,7 +60,7 @@ static void serve_conn(struct fake *f, nng_stream *s)
 {
 	while (!atomic_load(&f->stop)) {
 		uint8_t hdr[EF_WIRE_HDR_LEN];
-		int rv = io(s, hdr, sizeof hdr, 0, 200);
+		int rv = ef_stream_io_timeout(s, hdr, sizeof hdr, 0, 200);
 		if (rv == NNG_ETIMEDOUT)
 			continue;
 		if (rv != 0)
@@ -94,7 +70,7 @@ static void serve_conn(struct fake *f, nng_stream *s)
 			return;
 		uint8_t *frame = malloc(EF_WIRE_HDR_LEN + h.body_len);
 		memcpy(frame, hdr, sizeof hdr);
-		if (h.body_len && io(s, frame + EF_WIRE_HDR_LEN, h.body_len, 0, 2000) != 0) {
+		if (h.body_len && ef_stream_io_timeout(s, frame + EF_WIRE_HDR_LEN, h.body_len, 0, 2000) != 0) {
 			free(frame);
 			return;
 		}
