@@ -575,6 +575,14 @@ static void pass_msg(cluster *c, const raft_msg *m)
 	ef_wbuf_free(&b);
 }
 
+/* Hand a ready's messages (only those to `to`, unless 0) to their receivers. */
+static void pass_ready(cluster *c, const raft_ready *rd, uint64_t to)
+{
+	for (size_t k = 0; k < rd->n_msgs; k++)
+		if (!to || rd->msgs[k].to == to)
+			pass_msg(c, &rd->msgs[k]);
+}
+
 static int count_type(const raft_ready *rd, int type, uint64_t to, uint32_t *entries)
 {
 	int n = 0;
@@ -604,8 +612,7 @@ TEST(one_append_per_follower_per_ready)
 	}
 	/* a leader's appends need not wait for its own fsync */
 	CHECK_EQ(rd.n_msgs_early, rd.n_msgs);
-	for (size_t k = 0; k < rd.n_msgs; k++)
-		pass_msg(&c, &rd.msgs[k]);
+	pass_ready(&c, &rd, 0);
 	raft_advance(c.r[0], &rd);
 	cl_deliver(&c);
 	CHECK_EQ(raft_commit_index(c.r[0]), 11);
@@ -621,17 +628,14 @@ TEST(leader_counts_itself_only_when_persisted)
 	raft_ready lr;
 	raft_get_ready(c.r[0], &lr); /* the leader has not persisted entry 2 yet */
 	CHECK_EQ(lr.n_entries, 1);
-	for (size_t k = 0; k < lr.n_msgs; k++)
-		if (lr.msgs[k].to == 2)
-			pass_msg(&c, &lr.msgs[k]);
+	pass_ready(&c, &lr, 2);
 	/* follower 2 persists and answers: its answer waits for its fsync */
 	raft_ready fr;
 	raft_get_ready(c.r[1], &fr);
 	CHECK_EQ(fr.n_entries, 1);
 	CHECK_EQ(count_type(&fr, RAFT_MSG_APP_RESP, 1, NULL), 1);
 	CHECK_EQ(fr.n_msgs_early, 0);
-	for (size_t k = 0; k < fr.n_msgs; k++)
-		pass_msg(&c, &fr.msgs[k]);
+	pass_ready(&c, &fr, 0);
 	raft_advance(c.r[1], &fr);
 	/* one follower's disk and a leader that has not written: no quorum */
 	CHECK_EQ(raft_commit_index(c.r[0]), 1);
@@ -658,8 +662,7 @@ TEST(follower_packs_forwarded_proposals)
 	CHECK_EQ(count_type(&rd, RAFT_MSG_PROP, 1, &ne), 1);
 	CHECK_EQ(ne, 5);
 	CHECK_EQ(rd.n_msgs_early, rd.n_msgs);
-	for (size_t k = 0; k < rd.n_msgs; k++)
-		pass_msg(&c, &rd.msgs[k]);
+	pass_ready(&c, &rd, 0);
 	raft_advance(c.r[2], &rd);
 	cl_deliver(&c);
 	cl_tick(&c, 0, 1);
@@ -678,8 +681,7 @@ TEST(votes_wait_for_the_fsync)
 	CHECK(rd.hs_changed && rd.hs.vote == 1);
 	CHECK_EQ(count_type(&rd, RAFT_MSG_VOTE, 0, NULL), 2);
 	CHECK_EQ(rd.n_msgs_early, 0);
-	for (size_t k = 0; k < rd.n_msgs; k++)
-		pass_msg(&c, &rd.msgs[k]);
+	pass_ready(&c, &rd, 0);
 	raft_advance(c.r[0], &rd);
 	cl_deliver(&c);
 	CHECK_EQ(raft_role(c.r[0]), RAFT_LEADER);
