@@ -5,7 +5,7 @@
 #   make fuzz       libFuzzer targets (clang) in bin-fuzz/
 #   make run        3-member local cluster mounted at ./mnt (see README)
 #   make install    PREFIX=/usr/local DESTDIR= (and /sbin/mount.etcfs)
-#   make lint       clang-format check
+#   make lint       clang-format check (make format rewrites), raft purity
 PREFIX ?= /usr/local
 DESTDIR ?=
 SANITIZE ?=
@@ -28,16 +28,20 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 LDFLAGS += -fsanitize=address,undefined
 endif
 
+# Module folders (server/node/, fs/ops/, ...) are picked up one level deep;
+# common/ is what the server, the mount and the CLI share.
+COMMON_SRC := $(wildcard common/*.c)
 PROTO_SRC := $(wildcard proto/*.c)
 RAFT_SRC := $(wildcard server/raft/*.c)
-SERVER_LIB_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_LIB_SRC := $(filter-out server/main.c $(RAFT_SRC),$(wildcard server/*.c server/*/*.c))
 CLI_SRC := $(wildcard cli/*.c)
-FS_SRC := $(wildcard fs/*.c)
+FS_SRC := $(wildcard fs/*.c fs/*/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 SIM_SRC := $(wildcard tests/sim/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+COMMON_OBJ := $(call obj,$(COMMON_SRC))
 PROTO_OBJ := $(call obj,$(PROTO_SRC))
 RAFT_OBJ := $(call obj,$(RAFT_SRC))
 SERVER_LIB_OBJ := $(call obj,$(SERVER_LIB_SRC))
@@ -52,7 +56,7 @@ endif
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(UNIT_SRC))
 SIM_BINS := $(if $(SIM_SRC),$(BIN)/tests/raft_sim)
 
-.PHONY: all check asan fuzz run install clean lint deps test-bins
+.PHONY: all check asan fuzz run install clean lint format deps test-bins
 all: $(PROGS) test-bins
 
 test-bins: $(UNIT_BINS) $(SIM_BINS)
@@ -61,6 +65,8 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libproto.a: $(PROTO_OBJ)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libraft.a: $(RAFT_OBJ)
@@ -68,27 +74,27 @@ $(BUILD)/libraft.a: $(RAFT_OBJ)
 $(BUILD)/libserver.a: $(SERVER_LIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
 
-SERVER_LIBS := $(BUILD)/libserver.a $(BUILD)/libraft.a $(BUILD)/libproto.a
+SERVER_LIBS := $(BUILD)/libserver.a $(BUILD)/libraft.a $(BUILD)/libproto.a $(BUILD)/libcommon.a
 
 $(BIN)/etcfsd: $(call obj,server/main.c) $(SERVER_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BIN)/etcfsctl: $(call obj,$(CLI_SRC)) $(BUILD)/libproto.a
+	$(CC) $(LDFLAGS) -o $@ -Wl,--start-group $^ -Wl,--end-group $(LDLIBS)
+$(BIN)/etcfsctl: $(call obj,$(CLI_SRC)) $(BUILD)/libproto.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BIN)/etcfs: $(call obj,$(FS_SRC)) $(call obj,server/metrics.c) $(BUILD)/libproto.a
+	$(CC) $(LDFLAGS) -o $@ -Wl,--start-group $^ -Wl,--end-group $(LDLIBS)
+$(BIN)/etcfs: $(call obj,$(FS_SRC)) $(BUILD)/libproto.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BIN)/etcfs-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libproto.a
+	$(CC) $(LDFLAGS) -o $@ -Wl,--start-group $^ -Wl,--end-group $(LDLIBS)
+$(BIN)/etcfs-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libproto.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ -Wl,--start-group $^ -Wl,--end-group $(LDLIBS)
 # Unit tests link everything but the programs' main files.
 $(BIN)/tests/%: $(BUILD)/tests/unit/%.o $(SERVER_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ -Wl,--start-group $^ -Wl,--end-group $(LDLIBS)
 $(BIN)/tests/raft_sim: $(call obj,$(SIM_SRC)) $(SERVER_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ -Wl,--start-group $^ -Wl,--end-group $(LDLIBS)
 
 deps:
 	@contrib/install-deps.sh
@@ -103,7 +109,7 @@ asan: deps
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,bin-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz: deps $(FUZZ_TARGETS)
-bin-fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(RAFT_SRC)
+bin-fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(RAFT_SRC) $(COMMON_SRC)
 	@mkdir -p bin-fuzz
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -124,7 +130,11 @@ install: $(PROGS)
 	cp -r contrib/. $(DESTDIR)$(PREFIX)/share/etcfs/
 
 lint:
-	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
+	@tests/lint/format.sh
+	@tests/lint/raft_pure.sh
+
+format:
+	clang-format -i $(shell git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf build build-asan bin bin-asan bin-fuzz

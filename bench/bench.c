@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "../proto/client.h"
 #include "fsload.h"
 
@@ -77,13 +78,6 @@ struct worker {
 static atomic_llong g_issued;
 static atomic_int g_stop;
 static int64_t g_deadline_ns;
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* xorshift64*: cheap per-thread randomness, no locking. */
 static uint64_t rnd(uint64_t *s)
@@ -137,7 +131,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	const struct cfg *cfg = w->cfg;
-	uint64_t seed = 0x9E3779B97F4A7C15ull * (uint64_t)(w->idx + 1) ^ (uint64_t)now_ns();
+	uint64_t seed = 0x9E3779B97F4A7C15ull * (uint64_t)(w->idx + 1) ^ (uint64_t)clock_mono_ns();
 	if (!seed)
 		seed = 1;
 	char *key = malloc((size_t)cfg->key_size + 1);
@@ -151,15 +145,15 @@ static void *worker_main(void *arg)
 		if (cfg->total > 0) {
 			if (atomic_fetch_add(&g_issued, 1) >= cfg->total)
 				break;
-		} else if (now_ns() >= g_deadline_ns) {
+		} else if (clock_mono_ns() >= g_deadline_ns) {
 			break;
 		}
 		if (fs_op(cfg->mode)) {
 			char err[256];
-			int64_t f0 = now_ns();
+			int64_t f0 = clock_mono_ns();
 			int e = fsload_op(fs_op(cfg->mode), cfg->path, val, (size_t)cfg->val_size,
 					  err, sizeof err);
-			record(w, now_ns() - f0, e ? err : NULL);
+			record(w, clock_mono_ns() - f0, e ? err : NULL);
 			continue;
 		}
 		make_key(key, cfg->key_size, rnd(&seed) % (uint64_t)cfg->keyspace);
@@ -199,9 +193,9 @@ static void *worker_main(void *arg)
 			req.u.txn.n_success = 1;
 			break;
 		}
-		int64_t t0 = now_ns();
+		int64_t t0 = clock_mono_ns();
 		int rv = efc_call(w->c, &req, &resp, a);
-		int64_t dt = now_ns() - t0;
+		int64_t dt = clock_mono_ns() - t0;
 		ef_arena_reset(a);
 		record(w, dt, rv ? efc_errmsg() : NULL);
 	}
@@ -362,7 +356,7 @@ int main(int argc, char **argv)
 		}
 	}
 	struct worker *ws = calloc((size_t)cfg.clients, sizeof *ws);
-	int64_t start = now_ns();
+	int64_t start = clock_mono_ns();
 	g_deadline_ns = start + (int64_t)(cfg.duration_s * 1e9);
 	if (cfg.mode == M_WATCH_LATENCY) {
 		/* one put at a time, in this thread */
@@ -391,7 +385,7 @@ int main(int argc, char **argv)
 		total += ws[i].n;
 		errors += ws[i].errors;
 	}
-	double secs = (double)(now_ns() - start) / 1e9;
+	double secs = (double)(clock_mono_ns() - start) / 1e9;
 	uint32_t *all = malloc((total ? total : 1) * sizeof *all);
 	size_t off = 0;
 	for (int i = 0; i < cfg.clients; i++) {

@@ -26,14 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "fsload.h"
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int fail(int e, char *err, size_t errlen, const char *what, const char *path)
 {
@@ -110,7 +104,7 @@ static int wait_close_write(int ifd, const char *name, int64_t deadline)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	for (;;) {
-		int64_t left = deadline - mono_ns();
+		int64_t left = deadline - clock_mono_ns();
 		if (left <= 0)
 			return ETIMEDOUT;
 		struct pollfd p = {.fd = ifd, .events = POLLIN};
@@ -164,12 +158,12 @@ int fsload_watch_latency(efc_client *c, const char *path, const char *key, size_
 		return ENOMEM;
 	}
 	size_t cap = 0;
-	for (long long i = 0; (total <= 0 || i < total) && mono_ns() < deadline_ns; i++) {
+	for (long long i = 0; (total <= 0 || i < total) && clock_mono_ns() < deadline_ns; i++) {
 		/* a new value every time: "NNNNNNNN" then padding to vlen */
 		int hl = snprintf(val, vlen + 32, "%08lld", i);
 		size_t len = vlen > (size_t)hl ? vlen : (size_t)hl;
 		memset(val + hl, 'v', len - (size_t)hl);
-		int64_t t0 = mono_ns();
+		int64_t t0 = clock_mono_ns();
 		int rv = efc_put(c, key, (uint32_t)strlen(key), val, (uint32_t)len, 0, NULL);
 		if (rv) {
 			if (!*errors)
@@ -185,7 +179,7 @@ int fsload_watch_latency(efc_client *c, const char *path, const char *key, size_
 			(*errors)++;
 			continue;
 		}
-		int64_t us = (mono_ns() - t0) / 1000;
+		int64_t us = (clock_mono_ns() - t0) / 1000;
 		if (*n == cap || !*lat) {
 			size_t nc = cap ? cap * 2 : 1024;
 			uint32_t *nl = realloc(*lat, nc * sizeof *nl);

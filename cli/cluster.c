@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/clock.h"
 #include "ctl.h"
 
 struct ep_result {
@@ -26,13 +27,6 @@ struct ep_result {
 	int health;  /* 1 = health check, 0 = status */
 	pthread_t th;
 };
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void *ep_worker(void *arg)
 {
@@ -51,9 +45,9 @@ static void *ep_worker(void *arg)
 	} else {
 		req.type = EF_MSG_STATUS;
 	}
-	int64_t t0 = mono_ns();
+	int64_t t0 = clock_mono_ns();
 	r->rv = efc_call(c, &req, &r->resp, r->ar);
-	r->took_ns = mono_ns() - t0;
+	r->took_ns = clock_mono_ns() - t0;
 	if (r->rv != 0)
 		snprintf(r->err, sizeof r->err, "%s", efc_errmsg());
 	/* not closed: efc_close can block on a live connection (library

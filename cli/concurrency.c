@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "ctl.h"
 
 static volatile sig_atomic_t g_interrupted;
@@ -74,11 +75,7 @@ static void setup_signals(void)
 /* Wait on g_cv for up to ms (called with g_mu held). */
 static void timed_wait(int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long)ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
+	struct timespec ts = clock_after_ms(CLOCK_REALTIME, ms);
 	pthread_cond_timedwait(&g_cv, &g_mu, &ts);
 }
 

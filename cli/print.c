@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/b64.h"
 #include "ctl.h"
 
 /* ------------------------------------------------------------------ */
@@ -237,23 +238,10 @@ json_t *ctl_ju64(uint64_t v)
 
 json_t *ctl_jbase64(const uint8_t *p, size_t n)
 {
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	char *out = malloc(b64_encoded_len(n) + 1);
 	if (!out)
 		ctl_die(CTL_EXIT_ERROR, "out of memory");
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		out[o++] = tbl[v >> 18 & 63];
-		out[o++] = tbl[v >> 12 & 63];
-		out[o++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-		out[o++] = i + 2 < n ? tbl[v & 63] : '=';
-	}
-	out[o] = 0;
+	b64_encode(p, n, out);
 	json_t *j = json_string(out);
 	free(out);
 	return j;

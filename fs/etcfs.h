@@ -30,7 +30,8 @@
 #include "../proto/client.h"
 #include "../proto/errors.h"
 #include "../proto/wire.h"
-#include "../server/metrics.h"
+#include "../common/clock.h"
+#include "../common/metrics.h"
 
 enum { FS_DIR = 1, FS_FILE = 2 };
 
@@ -348,7 +349,6 @@ int kv_write(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a);
 int kv_put(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *val,
 	   uint32_t vlen, int64_t expect_rev, int keep_lease, int64_t lease, int64_t *rev_out);
 int kv_delete(struct fs_mount *m, const uint8_t *key, uint32_t klen, int64_t *deleted);
-int64_t now_ns(void);
 
 /* ---- dir.c ---- */
 struct fs_dirh;

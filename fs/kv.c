@@ -16,13 +16,6 @@
 
 #include "etcfs.h"
 
-int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int fs_call(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
 	CTR_INC(m, requests);

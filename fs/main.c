@@ -227,7 +227,7 @@ static int init_mount(struct fs_mount *m)
 	pthread_cond_init(&m->own_cv, NULL);
 	m->prefix = (uint8_t *)m->o.prefix;
 	m->plen = (uint32_t)strlen(m->o.prefix);
-	m->mount_time_ns = now_ns();
+	m->mount_time_ns = clock_wall_ns();
 	m->uid = m->o.have_uid ? m->o.uid : getuid();
 	m->gid = m->o.have_gid ? m->o.gid : getgid();
 	if (!m->o.have_umask)

@@ -241,19 +241,12 @@ int fsmetrics_init(struct fs_mount *m)
 	return 0;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for fd to be ready for ev until deadline (ms, CLOCK_MONOTONIC).
  * 0 ready, ETIMEDOUT, or an errno. */
 static int wait_fd(int fd, short ev, int64_t deadline)
 {
 	for (;;) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - clock_mono_ms();
 		if (left <= 0)
 			return ETIMEDOUT;
 		struct pollfd p = {.fd = fd, .events = ev};
@@ -314,7 +307,7 @@ static void serve_one(struct fs_mount *m, int fd)
 	static const char text[] = "text/plain; charset=utf-8";
 	char buf[MX_HDR_MAX + 1];
 	size_t len = 0;
-	int64_t deadline = mono_ms() + MX_IO_MS;
+	int64_t deadline = clock_mono_ms() + MX_IO_MS;
 
 	while (!memmem(buf, len, "\r\n\r\n", 4) && !memmem(buf, len, "\n\n", 2)) {
 		if (len == MX_HDR_MAX) {

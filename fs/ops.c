@@ -628,7 +628,7 @@ static int commit(struct fs_mount *m, struct fs_handle *h)
 			free(in->ldata);
 			in->ldata = d;
 			in->llen = h->len;
-			in->ltime_ns = now_ns();
+			in->ltime_ns = clock_wall_ns();
 		}
 		pthread_mutex_unlock(&m->mu);
 		free(key);
@@ -673,7 +673,7 @@ static int commit(struct fs_mount *m, struct fs_handle *h)
 		    .create_revision = was_new ? rev : in->create_rev,
 		    .version = was_new ? 1 : in->version + 1,
 		    .lease = h->lease,
-		    .mod_time_ns = now_ns()};
+		    .mod_time_ns = clock_wall_ns()};
 	/* the watch (its own connection) may already have brought this
 	 * revision, with its value, or a later one: never step back */
 	if (was_new || !in->known || in->mod_rev < rev)
@@ -717,9 +717,7 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 	if (in->nlate && !reflect_is_me(m, req)) {
 		/* `: > file` was closed and its empty value is stored at release,
 		 * which the kernel sends right after: read after it */
-		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += 2;
+		struct timespec dl = clock_after_ms(CLOCK_REALTIME, 2000);
 		while (in->nlate &&
 		       pthread_cond_timedwait(&m->own_cv, &m->mu, &dl) != ETIMEDOUT)
 			;
@@ -1033,7 +1031,7 @@ static int truncate_key(struct fs_mount *m, fuse_ino_t ino, uint64_t size)
 			ef_kv kv = v.kv;
 			kv.mod_revision = rev;
 			kv.version++;
-			kv.mod_time_ns = now_ns();
+			kv.mod_time_ns = clock_wall_ns();
 			if (in)
 				inode_set_kv(in, &kv, size);
 			pthread_mutex_unlock(&m->mu);
@@ -1176,7 +1174,7 @@ static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 			inode_set_kv(in, &kv, size);
 	} else if (rev) {
 		ef_kv kv = {.mod_revision = rev, .create_revision = rev, .version = 1,
-			    .mod_time_ns = now_ns()};
+			    .mod_time_ns = clock_wall_ns()};
 		inode_set_kv(in, &kv, 0);
 		in->local = FS_REMOTE;
 	} else {
@@ -1185,7 +1183,7 @@ static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 		in->ldata = NULL;
 		in->llen = 0;
 		in->local = temp ? FS_TEMP : FS_PENDING;
-		in->ltime_ns = now_ns();
+		in->ltime_ns = clock_wall_ns();
 		inode_set_absent(in);
 	}
 	struct fs_handle *h = NULL;
@@ -1530,14 +1528,14 @@ static int rename_file(struct fs_mount *m, struct target *s, struct target *d, c
 				in->ldata = v.val;
 				in->llen = v.vlen;
 				v.val = NULL;
-				in->ltime_ns = v.kv.mod_time_ns ? v.kv.mod_time_ns : now_ns();
+				in->ltime_ns = v.kv.mod_time_ns ? v.kv.mod_time_ns : clock_wall_ns();
 			} else if (local != FS_PENDING) {
 				in->local = FS_REMOTE;
 				free(in->ldata);
 				in->ldata = NULL;
 				ef_kv kv = {.mod_revision = rev, .create_revision = rev,
 					    .version = 1, .lease = v.kv.lease,
-					    .mod_time_ns = now_ns()};
+					    .mod_time_ns = clock_wall_ns()};
 				inode_set_kv(in, &kv, v.vlen);
 			}
 		}
@@ -1954,7 +1952,7 @@ static int attach_lease(struct fs_mount *m, fuse_ino_t ino, int64_t id)
 			kv.mod_revision = rev;
 			kv.version++;
 			kv.lease = id;
-			kv.mod_time_ns = now_ns();
+			kv.mod_time_ns = clock_wall_ns();
 			if (in)
 				inode_set_kv(in, &kv, v.vlen);
 			pthread_mutex_unlock(&m->mu);

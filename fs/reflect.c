@@ -455,9 +455,7 @@ static void replay_rename(struct fs_mount *m, struct reflect_ev *del, struct ref
  * finished, so kv_is_own() can tell. */
 static void wait_own(struct fs_mount *m, uint64_t seq_hi)
 {
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += m->o.timeout_ms / 1000 + 2;
+	struct timespec dl = clock_after_ms(CLOCK_REALTIME, m->o.timeout_ms + 2000);
 	pthread_mutex_lock(&m->mu);
 	for (;;) {
 		int waiting = 0;
@@ -624,9 +622,7 @@ static void *reflector_main(void *arg)
 			continue;
 		}
 		if (!m->rq_head) {
-			struct timespec dl;
-			clock_gettime(CLOCK_REALTIME, &dl);
-			dl.tv_sec += 1;
+			struct timespec dl = clock_after_ms(CLOCK_REALTIME, 1000);
 			pthread_cond_timedwait(&m->rq_cv, &m->rq_mu, &dl);
 			continue;
 		}

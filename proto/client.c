@@ -27,6 +27,7 @@
 
 #include <nng/nng.h>
 
+#include "../common/clock.h"
 #include "client.h"
 #include "streamio.h"
 
@@ -43,13 +44,6 @@ static void set_err(int code, const char *detail)
 const char *efc_errmsg(void)
 {
 	return errbuf[0] ? errbuf : "no error";
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void deadline_ts(int64_t deadline, struct timespec *ts)
@@ -309,7 +303,7 @@ static struct conn *get_conn(efc_client *c, int64_t deadline)
 			pthread_mutex_unlock(&c->mu);
 			return k;
 		}
-		if (now_ms() >= deadline) {
+		if (clock_mono_ms() >= deadline) {
 			pthread_mutex_unlock(&c->mu);
 			return NULL;
 		}
@@ -323,7 +317,7 @@ static struct conn *get_conn(efc_client *c, int64_t deadline)
 		int idx = c->cur;
 		pthread_mutex_unlock(&c->mu);
 
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - clock_mono_ms();
 		int tmo = c->dial_ms;
 		if (left < tmo)
 			tmo = (int)(left > 50 ? left : 50);
@@ -422,7 +416,7 @@ static int retryable_server_error(int code)
 
 int efc_call(efc_client *c, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
-	int64_t deadline = now_ms() + c->cmd_ms;
+	int64_t deadline = clock_mono_ms() + c->cmd_ms;
 	int ro = is_read_only(req->type);
 	ef_wbuf wb;
 	ef_wbuf_init(&wb);
@@ -512,7 +506,7 @@ int efc_call(efc_client *c, const ef_msg *req, ef_msg *resp, ef_arena *a)
 			int code = (int)resp->u.error.code;
 			if (code <= 0 || code >= EF_E__COUNT)
 				code = EF_E_IO;
-			if (retryable_server_error(code) && now_ms() + 100 < deadline) {
+			if (retryable_server_error(code) && clock_mono_ms() + 100 < deadline) {
 				last_server_err = code;
 				struct timespec ts = {0, (attempt < 5 ? 20 : 100) * 1000000L};
 				nanosleep(&ts, NULL);
@@ -604,7 +598,7 @@ static void *keeper_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&c->mu);
-		struct conn *k = get_conn(c, now_ms() + 1000);
+		struct conn *k = get_conn(c, clock_mono_ms() + 1000);
 		pthread_mutex_lock(&c->mu);
 		if (!k)
 			continue; /* get_conn backs off; try again */
@@ -740,7 +734,7 @@ int efc_watch_start(efc_client *c, const ef_watch_create_req *req, efc_watch_cb 
 	w->c = c;
 	w->cb = cb;
 	w->ud = ud;
-	struct conn *k = get_conn(c, now_ms() + c->cmd_ms);
+	struct conn *k = get_conn(c, clock_mono_ms() + c->cmd_ms);
 	if (!k) {
 		free(w->keybuf);
 		free(w);
@@ -766,7 +760,7 @@ int efc_watch_start(efc_client *c, const ef_watch_create_req *req, efc_watch_cb 
 
 int efc_watch_progress(efc_client *c)
 {
-	struct conn *k = get_conn(c, now_ms() + c->cmd_ms);
+	struct conn *k = get_conn(c, clock_mono_ms() + c->cmd_ms);
 	if (!k)
 		return EF_E_UNAVAILABLE;
 	ef_msg m = {.type = EF_MSG_WATCH_PROGRESS};

@@ -64,7 +64,9 @@
 #include <jansson.h>
 
 #include "gateway.h"
-#include "metrics.h"
+#include "../common/b64.h"
+#include "../common/clock.h"
+#include "../common/metrics.h"
 
 /* ================================================================== */
 /* Output helpers                                                       */
@@ -199,45 +201,19 @@ static void jw_true(ef_wbuf *b, const char *k, int v)
 	put_lit(b, "true");
 }
 
-static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* A quoted base64 string of p[0..n). */
 static void jw_b64val(ef_wbuf *b, const uint8_t *p, uint32_t n)
 {
-	size_t out = ((size_t)n + 2) / 3 * 4;
-	uint8_t *d = room(b, out + 2);
-	uint32_t i = 0;
+	size_t out = b64_encoded_len(n);
+	uint8_t *d = room(b, out + 3);
 
 	if (!d)
 		return;
-	*d++ = '"';
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-
-		d[0] = (uint8_t)b64chars[v >> 18];
-		d[1] = (uint8_t)b64chars[(v >> 12) & 63];
-		d[2] = (uint8_t)b64chars[(v >> 6) & 63];
-		d[3] = (uint8_t)b64chars[v & 63];
-		d += 4;
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)p[i] << 16;
-
-		d[0] = (uint8_t)b64chars[v >> 18];
-		d[1] = (uint8_t)b64chars[(v >> 12) & 63];
-		d[2] = '=';
-		d[3] = '=';
-		d += 4;
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-
-		d[0] = (uint8_t)b64chars[v >> 18];
-		d[1] = (uint8_t)b64chars[(v >> 12) & 63];
-		d[2] = (uint8_t)b64chars[(v >> 6) & 63];
-		d[3] = '=';
-		d += 4;
-	}
 	*d = '"';
+	b64_encode(p, n, (char *)d + 1);
+	d[out + 1] = '"';
+	/* room() reserved out + 3 bytes; the NUL b64_encode wrote is not kept. */
+	b->len -= 1;
 }
 
 static void jw_b64(ef_wbuf *b, const char *k, ef_buf v)
@@ -626,73 +602,21 @@ static const char *jkind(const json_t *v)
 	}
 }
 
-static signed char b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return (signed char)(c - 'A');
-	if (c >= 'a' && c <= 'z')
-		return (signed char)(c - 'a' + 26);
-	if (c >= '0' && c <= '9')
-		return (signed char)(c - '0' + 52);
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Standard base64 (padding optional, CR/LF ignored as Go does) into the arena. */
-static int b64_decode(struct dctx *d, const char *s, size_t n, ef_buf *out)
+static int b64_decode_arena(struct dctx *d, const char *s, size_t n, ef_buf *out)
 {
-	uint8_t *dst, *o;
-	uint32_t acc = 0;
-	int q = 0;
-	size_t i;
+	uint8_t *dst;
+	size_t len, bad;
 
 	if (n > UINT32_MAX)
 		return fail(d, "value too large");
-	dst = ef_arena_alloc(d->a, n / 4 * 3 + 3);
+	dst = ef_arena_alloc(d->a, b64_decoded_max(n));
 	if (!dst)
 		return EF_E_NOMEM;
-	o = dst;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		signed char v;
-
-		if (c == '\r' || c == '\n')
-			continue;
-		if (c == '=') {
-			/* Padding: only after 2 or 3 symbols of a quad, then only '='. */
-			if (q < 2)
-				return fail(d, "illegal base64 data at input byte %zu", i);
-			for (size_t j = i + 1; j < n; j++)
-				if (s[j] != '=' && s[j] != '\r' && s[j] != '\n')
-					return fail(d, "illegal base64 data at input byte %zu", j);
-			break;
-		}
-		v = b64val(c);
-		if (v < 0)
-			return fail(d, "illegal base64 data at input byte %zu", i);
-		acc = acc << 6 | (uint32_t)v;
-		if (++q == 4) {
-			o[0] = (uint8_t)(acc >> 16);
-			o[1] = (uint8_t)(acc >> 8);
-			o[2] = (uint8_t)acc;
-			o += 3;
-			q = 0;
-			acc = 0;
-		}
-	}
-	if (q == 1)
-		return fail(d, "illegal base64 data at input byte %zu", n);
-	if (q == 2) {
-		*o++ = (uint8_t)(acc >> 4);
-	} else if (q == 3) {
-		*o++ = (uint8_t)(acc >> 10);
-		*o++ = (uint8_t)(acc >> 2);
-	}
+	if (b64_decode(s, n, dst, &len, &bad) != 0)
+		return fail(d, "illegal base64 data at input byte %zu", bad);
 	out->p = dst;
-	out->n = (uint32_t)(o - dst);
+	out->n = (uint32_t)len;
 	return 0;
 }
 
@@ -711,7 +635,7 @@ static int get_bytes(struct dctx *d, json_t *o, const char *name, ef_buf *out)
 		return 0;
 	if (!json_is_string(v))
 		return fail(d, "json: cannot unmarshal %s into Go value of type []uint8", jkind(v));
-	return b64_decode(d, json_string_value(v), json_string_length(v), out);
+	return b64_decode_arena(d, json_string_value(v), json_string_length(v), out);
 }
 
 /* int64 from a JSON integer, an integral real, or a decimal string. */
@@ -1300,21 +1224,6 @@ static struct {
 	.max_conns = 4096,
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void count_request(int label, int status, double seconds)
 {
@@ -1449,7 +1358,7 @@ static int send_error(struct conn *c, int grpc_code, int status, const char *msg
 static int conn_fill(struct conn *c, int64_t deadline)
 {
 	for (;;) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - clock_mono_ms();
 		struct pollfd p = {c->fd, POLLIN, 0};
 		ssize_t k;
 		int r;
@@ -1511,7 +1420,7 @@ static char *trim(char *s)
  * if any was due, has been sent). */
 static int read_request(struct conn *c, struct http_req *r)
 {
-	int64_t deadline = now_ms() + IDLE_TIMEOUT_MS;
+	int64_t deadline = clock_mono_ms() + IDLE_TIMEOUT_MS;
 	size_t scanned = 0, clen = 0;
 	char *end = NULL, *line, *next, *version, *path;
 	int have_clen = 0, rc, expect100 = 0;
@@ -1535,16 +1444,16 @@ static int read_request(struct conn *c, struct http_req *r)
 		}
 		if (c->len == c->cap && conn_reserve(c, c->cap * 2))
 			return -1;
-		if (c->len > 0 && deadline > now_ms() + HEAD_TIMEOUT_MS)
-			deadline = now_ms() + HEAD_TIMEOUT_MS;
+		if (c->len > 0 && deadline > clock_mono_ms() + HEAD_TIMEOUT_MS)
+			deadline = clock_mono_ms() + HEAD_TIMEOUT_MS;
 		rc = conn_fill(c, deadline);
 		if (rc <= 0) {
 			if (rc < 0 && c->len > 0 && !atomic_load(&gw.stopping))
 				send_error(c, 4, 408, "request head timed out", 1);
 			return -1;
 		}
-		if (c->len > 0 && deadline > now_ms() + HEAD_TIMEOUT_MS)
-			deadline = now_ms() + HEAD_TIMEOUT_MS;
+		if (c->len > 0 && deadline > clock_mono_ms() + HEAD_TIMEOUT_MS)
+			deadline = clock_mono_ms() + HEAD_TIMEOUT_MS;
 	}
 	r->head_len = (size_t)(end - c->buf) + 4;
 	if (memchr(c->buf, 0, r->head_len)) {
@@ -1647,7 +1556,7 @@ static int read_request(struct conn *c, struct http_req *r)
 			if (send_all(c->fd, &iov, 1))
 				return -1;
 		}
-		deadline = now_ms() + BODY_TIMEOUT_MS;
+		deadline = clock_mono_ms() + BODY_TIMEOUT_MS;
 		while (c->len < r->head_len + clen) {
 			rc = conn_fill(c, deadline);
 			if (rc <= 0) {
@@ -1939,14 +1848,8 @@ static int handle_watch(struct conn *c, const char *body, size_t len)
 
 		pthread_mutex_lock(&q.mu);
 		if (!q.head) {
-			struct timespec ts;
+			struct timespec ts = clock_after_ms(CLOCK_MONOTONIC, 500);
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_nsec += 500 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
 			pthread_cond_timedwait(&q.cv, &q.mu, &ts);
 		}
 		batch = q.head;
@@ -1992,7 +1895,7 @@ static int is_get_path(const char *path)
 /* Serve one request; returns 1 when the connection must close afterwards. */
 static int serve(struct conn *c, struct http_req *r)
 {
-	double t0 = now_s();
+	double t0 = (clock_mono_ns() / 1e9);
 	const char *body = c->buf + r->head_len, *verb = c->buf + r->method;
 	char *path = c->buf + r->path, *q = strchr(path, '?');
 	int label = L_OTHER, status, close = r->close, method;
@@ -2035,7 +1938,7 @@ static int serve(struct conn *c, struct http_req *r)
 	} else {
 		status = send_error(c, 12, 405, "Method Not Allowed", close);
 	}
-	count_request(label, status, now_s() - t0);
+	count_request(label, status, (clock_mono_ns() / 1e9) - t0);
 	return close;
 }
 
@@ -2349,19 +2252,13 @@ void gateway_stop(void)
 	}
 	/* Wake every connection thread; each frees itself.  A thread inside
 	 * node_call() returns when the node answers or times out. */
-	deadline = now_ms() + 60000;
+	deadline = clock_mono_ms() + 60000;
 	pthread_mutex_lock(&gw.mu);
 	for (struct conn *c = gw.conns; c; c = c->next)
 		shutdown(c->fd, SHUT_RDWR);
-	while (gw.nconns > 0 && now_ms() < deadline) {
-		struct timespec ts;
+	while (gw.nconns > 0 && clock_mono_ms() < deadline) {
+		struct timespec ts = clock_after_ms(CLOCK_REALTIME, 100);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
 		pthread_cond_timedwait(&gw.cv, &gw.mu, &ts);
 	}
 	pthread_mutex_unlock(&gw.mu);

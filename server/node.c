@@ -52,9 +52,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "../proto/client.h"
 #include "log.h"
-#include "metrics.h"
+#include "../common/metrics.h"
 #include "node.h"
 #include "peer.h"
 #include "raft/raft.h"
@@ -187,27 +188,6 @@ struct node {
 		*m_wal_fsync, *m_backend_commit, *m_snap_sent, *m_snap_recv, *m_apply_batch;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static double since_s(struct timespec *t0)
-{
-	struct timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 static uint64_t hash64(const char *a, const char *b, const char *c)
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
@@ -299,12 +279,12 @@ static struct waiter *waiter_find(node *n, uint64_t id) /* mu held */
 static int waiter_wait(node *n, struct waiter *w, int64_t deadline_ms)
 {
 	while (w->state != W_DONE) {
-		if (w->state == W_WAITING && mono_ms() >= deadline_ms) {
+		if (w->state == W_WAITING && clock_mono_ms() >= deadline_ms) {
 			waiter_del(n, w);
 			return EF_E_TIMEOUT;
 		}
 		struct timespec ts;
-		int64_t d = w->state == W_CLAIMED ? mono_ms() + 1000 : deadline_ms;
+		int64_t d = w->state == W_CLAIMED ? clock_mono_ms() + 1000 : deadline_ms;
 		ts.tv_sec = d / 1000;
 		ts.tv_nsec = (d % 1000) * 1000000;
 		pthread_cond_timedwait(&w->cv, &n->mu, &ts);
@@ -472,7 +452,7 @@ static void leases_promote(node *n)
 	pthread_mutex_unlock(&n->lease_mu);
 	if (store_lease_list(n->st, &ls, &cnt) != 0)
 		return;
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	/* extend by an election timeout, like etcd's lessor Promote(extend) */
 	for (uint32_t i = 0; i < cnt; i++)
 		lease_set(n, ls[i].id, ls[i].ttl, now + n->cfg.election_ms);
@@ -518,7 +498,7 @@ static void leases_reconcile(node *n, int64_t now)
 
 static void leases_expire(node *n)
 {
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	if (now - n->lease_reconciled_ms >= 1000) {
 		n->lease_reconciled_ms = now;
 		leases_reconcile(n, now);
@@ -553,7 +533,7 @@ static uint8_t *make_payload(node *n, int kind, uint64_t waiter, const ef_msg *r
 	ef_wbuf_u8(&b, (uint8_t)kind);
 	ef_wbuf_u64(&b, n->id);
 	ef_wbuf_u64(&b, waiter);
-	ef_wbuf_u64(&b, (uint64_t)wall_ns());
+	ef_wbuf_u64(&b, (uint64_t)clock_wall_ns());
 	if (kind == PAYLOAD_REQUEST) {
 		ef_wbuf_u8(&b, req->type);
 		if (ef_encode_body(req, &b) != 0)
@@ -861,7 +841,7 @@ static void release_reads(node *n) /* mu held */
 
 static void issue_reads(node *n) /* mu held, loop thread */
 {
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	if (n->cur.ctx && now - n->cur.issued_ms > n->cfg.election_ms) {
 		/* lost (leader change): merge into the next round */
 		for (size_t i = 0; i < n->cur.n; i++) {
@@ -895,8 +875,7 @@ static void issue_reads(node *n) /* mu held, loop thread */
 static void apply_committed(node *n, raft_entry *ents, size_t cnt)
 {
 	uint64_t applied = store_applied_index(n->st);
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t t0 = clock_mono_ns();
 	ef_arena_reset(n->scratch);
 	store_events ev = {.a = n->scratch};
 	struct waiter *done[512];
@@ -968,7 +947,7 @@ static void apply_committed(node *n, raft_entry *ents, size_t cnt)
 				abort();
 			}
 			if (resp->type == EF_MSG_LEASE_GRANT_RESP && n->role == RAFT_LEADER)
-				lease_set(n, req.u.lease.id, req.u.lease.ttl, mono_ms());
+				lease_set(n, req.u.lease.id, req.u.lease.ttl, clock_mono_ms());
 			if (req.type == EF_MSG_LEASE_REVOKE)
 				lease_del(n, req.u.lease.id);
 			if (resp->type == EF_MSG_ERROR) {
@@ -1002,7 +981,7 @@ static void apply_committed(node *n, raft_entry *ents, size_t cnt)
 		log_error("store commit failed at index %" PRIu64 ": stopping", last);
 		abort();
 	}
-	metrics_observe(n->m_backend_commit, since_s(&t0));
+	metrics_observe(n->m_backend_commit, (double)(clock_mono_ns() - t0) / 1e9);
 	int64_t rev = store_revision(n->st);
 	pthread_mutex_lock(&n->mu);
 	n->applied_index = last;
@@ -1097,13 +1076,12 @@ static void handle_ready(node *n)
 			need_sync = 1;
 	}
 	if (need_sync) {
-		struct timespec t0;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
+		int64_t t0 = clock_mono_ns();
 		if (wal_sync(n->w) != 0) {
 			log_error("WAL fsync failed: stopping (acknowledging anything now could lose it)");
 			abort();
 		}
-		metrics_observe(n->m_wal_fsync, since_s(&t0));
+		metrics_observe(n->m_wal_fsync, (double)(clock_mono_ns() - t0) / 1e9);
 		n->synced_hs = rd.hs;
 	}
 	send_msgs(n, rd.msgs, rd.n_msgs_early, rd.n_msgs);
@@ -1174,10 +1152,10 @@ static void try_held(node *n)
 static void *loop_main(void *arg)
 {
 	node *n = arg;
-	int64_t next_tick = mono_ms() + n->cfg.heartbeat_ms;
+	int64_t next_tick = clock_mono_ms() + n->cfg.heartbeat_ms;
 	for (;;) {
 		pthread_mutex_lock(&n->mu);
-		while (!n->in_head && !n->stopping && mono_ms() < next_tick && !raft_has_ready(n->r) &&
+		while (!n->in_head && !n->stopping && clock_mono_ms() < next_tick && !raft_has_ready(n->r) &&
 		       !(n->next.n && !n->cur.ctx)) {
 			struct timespec ts = {next_tick / 1000, (next_tick % 1000) * 1000000};
 			pthread_cond_timedwait(&n->cv, &n->mu, &ts);
@@ -1215,7 +1193,7 @@ static void *loop_main(void *arg)
 			free(e);
 		}
 		metrics_set(n->m_proposals_pending, (int64_t)props);
-		int64_t now = mono_ms();
+		int64_t now = clock_mono_ms();
 		if (now >= next_tick) {
 			raft_tick(n->r);
 			next_tick = now + n->cfg.heartbeat_ms;
@@ -1363,7 +1341,7 @@ static int over_quota(node *n)
 {
 	if (!n->cfg.quota_bytes)
 		return 0;
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	if (now - atomic_load(&n->quota_ms) >= QUOTA_RECHECK_MS) {
 		atomic_store(&n->quota_inuse, store_db_size_in_use(n->st));
 		atomic_store(&n->quota_ms, now);
@@ -1453,7 +1431,7 @@ static int forward(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a, int64_
 					return rv; /* the leader's definitive answer */
 			}
 		}
-		if (mono_ms() + 50 >= deadline)
+		if (clock_mono_ms() + 50 >= deadline)
 			break;
 		struct timespec ts = {0, 50 * 1000000L};
 		nanosleep(&ts, NULL);
@@ -1468,8 +1446,8 @@ static int lease_keepalive(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a
 	pthread_mutex_lock(&n->lease_mu);
 	struct lease_ent *l = lease_find(n, req->u.lease.id);
 	int64_t ttl = 0;
-	if (l && l->deadline_ms > mono_ms()) {
-		l->deadline_ms = mono_ms() + l->ttl * 1000;
+	if (l && l->deadline_ms > clock_mono_ms()) {
+		l->deadline_ms = clock_mono_ms() + l->ttl * 1000;
 		ttl = l->ttl;
 	}
 	pthread_mutex_unlock(&n->lease_mu);
@@ -1501,7 +1479,7 @@ static int lease_ttl(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 		return set_error(resp, a, rv, NULL);
 	pthread_mutex_lock(&n->lease_mu);
 	struct lease_ent *l = lease_find(n, req->u.lease.id);
-	int64_t left = l ? (l->deadline_ms - mono_ms() + 999) / 1000 : sl.ttl;
+	int64_t left = l ? (l->deadline_ms - clock_mono_ms() + 999) / 1000 : sl.ttl;
 	pthread_mutex_unlock(&n->lease_mu);
 	resp->u.lease_resp.ttl = left > 0 ? left : 0;
 	resp->u.lease_resp.granted_ttl = sl.ttl;
@@ -1579,7 +1557,7 @@ static int member_list(node *n, ef_msg *resp, ef_arena *a)
 
 static int move_leader(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
-	int64_t deadline = mono_ms() + n->cfg.request_timeout_ms;
+	int64_t deadline = clock_mono_ms() + n->cfg.request_timeout_ms;
 	uint64_t target = req->u.move_leader.target_id;
 	if (!member_by_id(n, target))
 		return set_error(resp, a, EF_E_BAD_LEADER_TRANSFEREE, NULL);
@@ -1589,7 +1567,7 @@ static int move_leader(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 	e->kind = EV_TRANSFER;
 	e->peer = target;
 	post(n, e);
-	while (mono_ms() < deadline) {
+	while (clock_mono_ms() < deadline) {
 		pthread_mutex_lock(&n->mu);
 		uint64_t l = n->leader;
 		pthread_mutex_unlock(&n->mu);
@@ -1607,7 +1585,7 @@ static int move_leader(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 
 static int node_call_inner(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
-	int64_t deadline = mono_ms() + n->cfg.request_timeout_ms;
+	int64_t deadline = clock_mono_ms() + n->cfg.request_timeout_ms;
 	int rv = validate(n, req);
 	if (rv)
 		return set_error(resp, a, rv, NULL);
@@ -1654,7 +1632,7 @@ static int node_call_inner(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a
 			uint64_t r = 0;
 			while ((int64_t)r <= 0) {
 				if (getrandom(&r, sizeof r, 0) != sizeof r)
-					r = (uint64_t)wall_ns();
+					r = (uint64_t)clock_wall_ns();
 				r &= 0x7fffffffffffffffULL;
 			}
 			g.u.lease.id = (int64_t)r;
@@ -2020,8 +1998,8 @@ void node_stop(node *n)
 		}
 		n->wt[b] = NULL;
 	}
-	int64_t until = mono_ms() + 3000;
-	while (n->inflight > 0 && mono_ms() < until) {
+	int64_t until = clock_mono_ms() + 3000;
+	while (n->inflight > 0 && clock_mono_ms() < until) {
 		struct timespec ts = {until / 1000, (until % 1000) * 1000000};
 		pthread_cond_timedwait(&n->cv, &n->mu, &ts);
 	}

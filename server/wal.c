@@ -51,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "../proto/errors.h"
 #include "../proto/wire.h"
 #include "wal.h"
@@ -160,13 +161,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int buf_reserve(uint8_t **p, size_t *cap, size_t need)
@@ -929,14 +923,14 @@ int wal_sync(wal *w)
 		w->err = EF_E_IO;
 		return EF_E_IO;
 	}
-	uint64_t t0 = now_ns();
+	uint64_t t0 = (uint64_t)clock_mono_ns();
 	if (fs_cur->fdatasync(fs_cur->ud, w->fd) != 0) {
 		/* After a failed fsync the page cache state is unknown (the
 		 * kernel may have dropped the dirty pages): never retry. */
 		w->err = EF_E_IO;
 		return EF_E_IO;
 	}
-	uint64_t dt = now_ns() - t0;
+	uint64_t dt = (uint64_t)clock_mono_ns() - t0;
 	__atomic_add_fetch(&w->st_fsyncs, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&w->st_fsync_ns, dt, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->st_fsync_last_ns, dt, __ATOMIC_RELAXED);

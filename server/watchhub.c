@@ -70,6 +70,7 @@
  * the queue.  Order: mu before qmu.  Callbacks and store reads run with
  * neither.  fill_hdr is called by the senders with no lock held.
  */
+#include "../common/clock.h"
 #include "watchhub.h"
 
 #include <errno.h>
@@ -221,14 +222,6 @@ struct watchhub {
 
 /* ================================================================== */
 /* Small helpers                                                        */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int keycmp(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t bn)
 {
@@ -1001,7 +994,7 @@ static void *hub_main(void *arg)
 			q = next;
 		}
 		more = h->unsynced ? catchup_pass(h, a) : 0;
-		int64_t now = now_ms();
+		int64_t now = clock_mono_ms();
 		if (now >= h->next_tick_ms) {
 			progress_tick(h);
 			h->next_tick_ms = now + h->progress_ms;
@@ -1087,7 +1080,7 @@ static void *sender_main(void *arg)
 			int64_t d = (int64_t)HUB_BACKOFF_MIN_MS << sh;
 			if (d > HUB_BACKOFF_MAX_MS)
 				d = HUB_BACKOFF_MAX_MS;
-			s->retry_at_ms = now_ms() + d;
+			s->retry_at_ms = clock_mono_ms() + d;
 			h->n_backoff++;
 			if (!s->dead && s->failures >= h->max_failures)
 				give_up(h, s);
@@ -1122,7 +1115,7 @@ watchhub *watchhub_new(store *st, watchhub_hdr_fn fill_hdr, void *ud)
 	h->fill_hdr = fill_hdr;
 	h->ud = ud;
 	h->progress_ms = HUB_DEFAULT_PROGRESS_MS;
-	h->next_tick_ms = now_ms() + h->progress_ms;
+	h->next_tick_ms = clock_mono_ms() + h->progress_ms;
 	h->outbox_max = HUB_DEFAULT_OUTBOX;
 	h->max_failures = HUB_DEFAULT_MAX_FAILURES;
 	h->qmax = HUB_QUEUE_MAX_BYTES;
@@ -1439,7 +1432,7 @@ void watchhub_publish(watchhub *h, const store_events *ev, int64_t revision)
 		q->kind = Q_MARKER;
 		q->revision = revision;
 		h->overflows++;
-		int64_t now = now_ms();
+		int64_t now = clock_mono_ms();
 		if (now - h->overflow_log_ms >= 10000) { /* at most one line per 10 s */
 			log_warn("watch hub: event queue overflow (%llu times) up to revision %lld: "
 				 "watches catch up from the store",
@@ -1492,7 +1485,7 @@ void watchhub_set_progress_interval_ms(watchhub *h, uint32_t ms)
 		ms = HUB_DEFAULT_PROGRESS_MS;
 	pthread_mutex_lock(&h->mu);
 	h->progress_ms = ms;
-	h->next_tick_ms = now_ms() + ms;
+	h->next_tick_ms = clock_mono_ms() + ms;
 	kick_locked_q(h);
 	pthread_mutex_unlock(&h->mu);
 }

@@ -3,7 +3,8 @@
 #   unit tests:  BIN_DIR/tests/test_*   (one "PASS name"/"FAIL name" line per test)
 #   simulation:  BIN_DIR/tests/raft_sim (seeded whole-cluster Raft simulation)
 #   end to end:  tests/e2e/*.sh and tests/fs/*.sh (real etcfsd processes, real mounts)
-# Every test prints PASS/FAIL lines; a test program that exits non-zero without
+# Every test prints PASS/FAIL lines (SKIP with a reason for one that cannot run,
+# counted as skipped in the summary); a test program that exits non-zero without
 # printing FAIL counts as one failure (a crash is never silent).
 # ONLY=pattern runs only the tests whose file name matches.
 set -u
@@ -14,6 +15,7 @@ export ETCFS_BIN="$BIN" ETCFS_ROOT="$ROOT"
 LOGDIR=${TEST_LOGDIR:-$(mktemp -d /tmp/etcfs-test.XXXXXX)}
 pass=0
 fail=0
+skip=0
 failed_names=()
 
 run_one() { # name command...
@@ -25,7 +27,8 @@ run_one() { # name command...
 	local p f
 	p=$(grep -c '^PASS ' "$log")
 	f=$(grep -c '^FAIL ' "$log")
-	grep -E '^(PASS|FAIL) ' "$log" | sed "s|^|[$(basename "$name")] |"
+	s=$(grep -c '^SKIP ' "$log")
+	grep -E '^(PASS|FAIL|SKIP) ' "$log" | sed "s|^|[$(basename "$name")] |"
 	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
 		echo "FAIL $(basename "$name") exited with status $rc"
 		f=1
@@ -39,6 +42,7 @@ run_one() { # name command...
 	echo "  ($(basename "$name"): $((SECONDS - start))s)"
 	pass=$((pass + p))
 	fail=$((fail + f))
+	skip=$((skip + s))
 }
 
 match() { [ -z "${ONLY:-}" ] || [[ "$1" == *${ONLY}* ]]; }
@@ -57,5 +61,9 @@ for t in "$ROOT"/tests/lint/*.sh "$ROOT"/tests/e2e/*.sh "$ROOT"/tests/fs/*.sh; d
 done
 echo "logs: $LOGDIR"
 if [ ${#failed_names[@]} -gt 0 ]; then echo "failed: ${failed_names[*]}"; fi
-echo "$pass passed, $fail failed"
+if [ "$skip" = 0 ]; then
+	echo "$pass passed, $fail failed"
+else
+	echo "$pass passed, $fail failed, $skip skipped"
+fi
 [ "$fail" = 0 ]

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "../../server/gateway.h"
-#include "../../server/metrics.h"
+#include "../../common/metrics.h"
 #include "test.h"
 
 /* ------------------------------------------------------------------ */
