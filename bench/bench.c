@@ -42,8 +42,16 @@
 #include "../proto/client.h"
 #include "fsload.h"
 
-enum mode { M_PUT, M_RANGE, M_RANGE_SERIAL, M_TXN, M_FS_CAT, M_FS_WRITE, M_FS_LIST,
-	    M_WATCH_LATENCY };
+enum mode {
+	M_PUT,
+	M_RANGE,
+	M_RANGE_SERIAL,
+	M_TXN,
+	M_FS_CAT,
+	M_FS_WRITE,
+	M_FS_LIST,
+	M_WATCH_LATENCY
+};
 
 struct cfg {
 	const char *endpoints;
@@ -54,14 +62,16 @@ struct cfg {
 	long long keyspace;
 	int mode;
 	int dial_ms, cmd_ms;
-	const char *path;        /* fs-* and watch-latency */
-	const char *key;         /* watch-latency */
+	const char *path; /* fs-* and watch-latency */
+	const char *key;  /* watch-latency */
 };
 
 static int fs_op(int mode)
 {
-	return mode == M_FS_CAT ? FSL_CAT : mode == M_FS_WRITE ? FSL_WRITE
-				: mode == M_FS_LIST ? FSL_LIST : 0;
+	return mode == M_FS_CAT     ? FSL_CAT
+	       : mode == M_FS_WRITE ? FSL_WRITE
+	       : mode == M_FS_LIST  ? FSL_LIST
+				    : 0;
 }
 
 struct worker {
@@ -275,30 +285,57 @@ int main(int argc, char **argv)
 	int o;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'e': cfg.endpoints = optarg; break;
-		case 'c': cfg.conns = (int)num_arg("conns", optarg, 1); break;
-		case 'C': cfg.clients = (int)num_arg("clients", optarg, 1); break;
+		case 'e':
+			cfg.endpoints = optarg;
+			break;
+		case 'c':
+			cfg.conns = (int)num_arg("conns", optarg, 1);
+			break;
+		case 'C':
+			cfg.clients = (int)num_arg("clients", optarg, 1);
+			break;
 		case 'd': {
 			char *end;
 			cfg.duration_s = strtod(optarg, &end);
 			if (*end == 's')
 				end++;
 			if (*end || cfg.duration_s <= 0) {
-				fprintf(stderr, "etcfs-bench: bad value for --duration: %s\n", optarg);
+				fprintf(stderr, "etcfs-bench: bad value for --duration: %s\n",
+					optarg);
 				return 2;
 			}
 			break;
 		}
-		case 't': cfg.total = num_arg("total", optarg, 1); break;
-		case 'k': cfg.key_size = (int)num_arg("key-size", optarg, 1); break;
-		case 'v': cfg.val_size = (int)num_arg("val-size", optarg, 0); break;
-		case 's': cfg.keyspace = num_arg("keyspace", optarg, 1); break;
-		case 'D': cfg.dial_ms = (int)num_arg("dial-timeout", optarg, 1); break;
-		case 'T': cfg.cmd_ms = (int)num_arg("command-timeout", optarg, 1); break;
-		case 'p': cfg.path = optarg; break;
-		case 'K': cfg.key = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 't':
+			cfg.total = num_arg("total", optarg, 1);
+			break;
+		case 'k':
+			cfg.key_size = (int)num_arg("key-size", optarg, 1);
+			break;
+		case 'v':
+			cfg.val_size = (int)num_arg("val-size", optarg, 0);
+			break;
+		case 's':
+			cfg.keyspace = num_arg("keyspace", optarg, 1);
+			break;
+		case 'D':
+			cfg.dial_ms = (int)num_arg("dial-timeout", optarg, 1);
+			break;
+		case 'T':
+			cfg.cmd_ms = (int)num_arg("command-timeout", optarg, 1);
+			break;
+		case 'p':
+			cfg.path = optarg;
+			break;
+		case 'K':
+			cfg.key = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc - 1) {
@@ -363,9 +400,8 @@ int main(int argc, char **argv)
 		cfg.clients = 1;
 		int e = fsload_watch_latency(cs[0], cfg.path, cfg.key, (size_t)cfg.val_size,
 					     cfg.total, cfg.total > 0 ? INT64_MAX : g_deadline_ns,
-					     cfg.cmd_ms, &ws[0].lat_us,
-					     &ws[0].n, &ws[0].errors, ws[0].first_err,
-					     sizeof ws[0].first_err);
+					     cfg.cmd_ms, &ws[0].lat_us, &ws[0].n, &ws[0].errors,
+					     ws[0].first_err, sizeof ws[0].first_err);
 		if (e) {
 			fprintf(stderr, "etcfs-bench: %s\n", ws[0].first_err);
 			return 2;

@@ -24,7 +24,7 @@ struct ep_result {
 	int64_t took_ns;
 	ef_arena *ar;
 	ef_msg resp;
-	int health;  /* 1 = health check, 0 = status */
+	int health; /* 1 = health check, 0 = status */
 	pthread_t th;
 };
 
@@ -129,8 +129,8 @@ static int endpoint_status(int argc, char **argv)
 		else
 			ok++;
 	}
-	static const char *hdr[] = {"ENDPOINT",   "ID",        "VERSION",    "DB SIZE",
-				    "IS LEADER",  "IS LEARNER", "RAFT TERM", "RAFT INDEX",
+	static const char *hdr[] = {"ENDPOINT",           "ID",         "VERSION",   "DB SIZE",
+				    "IS LEADER",          "IS LEARNER", "RAFT TERM", "RAFT INDEX",
 				    "RAFT APPLIED INDEX", "ERRORS"};
 	struct ctl_table *t = g_ctl.wfmt == W_TABLE ? ctl_table_new(10, hdr) : NULL;
 	json_t *arr = g_ctl.wfmt == W_JSON ? json_array() : NULL;
@@ -150,8 +150,8 @@ static int endpoint_status(int argc, char **argv)
 		int leader = s->leader != 0 && s->leader == m->hdr.member_id;
 		switch (g_ctl.wfmt) {
 		case W_TABLE: {
-			const char *row[] = {r[i].ep, id,  ver, db,  tf(leader), tf(s->is_learner),
-					     term,    idx, app, errs};
+			const char *row[] = {r[i].ep,           id,   ver, db,  tf(leader),
+					     tf(s->is_learner), term, idx, app, errs};
 			ctl_table_row(t, row);
 			break;
 		}
@@ -175,7 +175,8 @@ static int endpoint_status(int argc, char **argv)
 				json_object_set_new(st, "errors", ea);
 			}
 			if (s->db_size_in_use)
-				json_object_set_new(st, "dbSizeInUse", json_integer(s->db_size_in_use));
+				json_object_set_new(st, "dbSizeInUse",
+						    json_integer(s->db_size_in_use));
 			if (s->is_learner)
 				json_object_set_new(st, "isLearner", json_true());
 			json_t *o = json_object();
@@ -332,8 +333,8 @@ int cmd_member(int argc, char **argv)
 	ef_msg req = {.type = EF_MSG_MEMBER_LIST}, resp;
 	ctl_call(&req, &resp, ar);
 	const ef_member_list_resp *ml = &resp.u.member_list_resp;
-	static const char *hdr[] = {"ID",           "STATUS",       "NAME",
-				    "PEER ADDRS",   "CLIENT ADDRS", "IS LEARNER"};
+	static const char *hdr[] = {"ID",         "STATUS",       "NAME",
+				    "PEER ADDRS", "CLIENT ADDRS", "IS LEARNER"};
 	struct ctl_table *t = g_ctl.wfmt == W_TABLE ? ctl_table_new(6, hdr) : NULL;
 	if (g_ctl.wfmt == W_JSON) {
 		json_t *j = json_object();
@@ -344,16 +345,18 @@ int cmd_member(int argc, char **argv)
 			json_t *o = json_object();
 			json_object_set_new(o, "ID", ctl_ju64(m->id));
 			if (m->name.n)
-				json_object_set_new(o, "name",
-						    json_stringn((const char *)m->name.p, m->name.n));
+				json_object_set_new(
+					o, "name",
+					json_stringn((const char *)m->name.p, m->name.n));
 			json_t *pu = json_array(), *cu = json_array();
 			for (uint32_t u = 0; u < m->n_peer_urls; u++)
-				json_array_append_new(pu, json_stringn((const char *)m->peer_urls[u].p,
-								       m->peer_urls[u].n));
+				json_array_append_new(pu,
+						      json_stringn((const char *)m->peer_urls[u].p,
+								   m->peer_urls[u].n));
 			for (uint32_t u = 0; u < m->n_client_urls; u++)
-				json_array_append_new(cu,
-						      json_stringn((const char *)m->client_urls[u].p,
-								   m->client_urls[u].n));
+				json_array_append_new(
+					cu, json_stringn((const char *)m->client_urls[u].p,
+							 m->client_urls[u].n));
 			if (m->n_peer_urls)
 				json_object_set_new(o, "peerURLs", pu);
 			else
@@ -392,7 +395,8 @@ int cmd_member(int argc, char **argv)
 			const ef_member *m = &ml->members[k];
 			char id[32], name[256];
 			snprintf(id, sizeof id, "%llx", (unsigned long long)m->id);
-			snprintf(name, sizeof name, "%.*s", (int)m->name.n, (const char *)m->name.p);
+			snprintf(name, sizeof name, "%.*s", (int)m->name.n,
+				 (const char *)m->name.p);
 			char *pu = join_urls(m->peer_urls, m->n_peer_urls, ",");
 			char *cu = join_urls(m->client_urls, m->n_client_urls, ",");
 			const char *status = m->name.n ? "started" : "unstarted";

@@ -412,9 +412,8 @@ int cmd_elect(int argc, char **argv)
 {
 	int64_t ttl = 60;
 	int listen = 0;
-	const struct ctl_flag flags[] = {{"ttl", 0, F_INT, &ttl},
-					 {"listen", 'l', F_BOOL, &listen},
-					 {NULL, 0, 0, NULL}};
+	const struct ctl_flag flags[] = {
+		{"ttl", 0, F_INT, &ttl}, {"listen", 'l', F_BOOL, &listen}, {NULL, 0, 0, NULL}};
 	struct ctl_args a;
 	ctl_parse(argc, argv, flags, &a);
 	if (a.npos != 1 && a.npos != 2)

@@ -25,27 +25,38 @@ enum {
 	CTL_EXIT_BAD_ARGS = 128
 };
 
-enum ctl_wfmt { W_SIMPLE, W_JSON, W_FIELDS, W_TABLE };
+enum ctl_wfmt {
+	W_SIMPLE,
+	W_JSON,
+	W_FIELDS,
+	W_TABLE
+};
 
 /* Global options, filled by the flag parser before any verb runs. */
 struct ctl_global {
-	const char *endpoints;  /* as given (comma list), never NULL after parsing */
+	const char *endpoints; /* as given (comma list), never NULL after parsing */
 	int dial_ms, cmd_ms;
-	int wfmt;               /* enum ctl_wfmt */
+	int wfmt; /* enum ctl_wfmt */
 	int hex;
-	efc_client *client;     /* opened lazily by ctl_client() */
+	efc_client *client; /* opened lazily by ctl_client() */
 };
 extern struct ctl_global g_ctl;
 
 /* ---- flags ---------------------------------------------------------- */
 
-enum ctl_flag_kind { F_BOOL, F_STR, F_INT, F_DUR, F_UINT_HEX };
+enum ctl_flag_kind {
+	F_BOOL,
+	F_STR,
+	F_INT,
+	F_DUR,
+	F_UINT_HEX
+};
 
 struct ctl_flag {
-	const char *name;  /* long name without "--", NULL ends a table */
-	char shorthand;    /* 0 = none */
-	int kind;          /* enum ctl_flag_kind */
-	void *ptr;         /* int*, const char**, int64_t*, int* (ms), uint64_t* */
+	const char *name; /* long name without "--", NULL ends a table */
+	char shorthand;   /* 0 = none */
+	int kind;         /* enum ctl_flag_kind */
+	void *ptr;        /* int*, const char**, int64_t*, int* (ms), uint64_t* */
 };
 
 /* Parsed command line of one verb: positionals and the words after "--". */

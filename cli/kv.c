@@ -100,8 +100,8 @@ struct get_opts {
 };
 
 /* key [range_end] with --prefix / --from-key, as etcdctl's getGetOp. */
-static void key_range(ef_arena *ar, struct ctl_args *a, int prefix, int from_key,
-		      const char *verb, ef_buf *key, ef_buf *end)
+static void key_range(ef_arena *ar, struct ctl_args *a, int prefix, int from_key, const char *verb,
+		      ef_buf *key, ef_buf *end)
 {
 	if (a->npos == 0 || a->npos > 2)
 		ctl_die(CTL_EXIT_BAD_ARGS,
@@ -157,8 +157,10 @@ static void build_get(ef_arena *ar, struct ctl_args *a, struct get_opts *o, ef_r
 		static const struct {
 			const char *n;
 			int t;
-		} t[] = {{"CREATE", EF_SORT_CREATE},  {"KEY", EF_SORT_KEY},
-			 {"MODIFY", EF_SORT_MOD},     {"VALUE", EF_SORT_VALUE},
+		} t[] = {{"CREATE", EF_SORT_CREATE},
+			 {"KEY", EF_SORT_KEY},
+			 {"MODIFY", EF_SORT_MOD},
+			 {"VALUE", EF_SORT_VALUE},
 			 {"VERSION", EF_SORT_VERSION}};
 		size_t i;
 		for (i = 0; i < 5; i++)
@@ -186,21 +188,29 @@ static void build_del(ef_arena *ar, struct ctl_args *a, struct del_opts *o, ef_d
 }
 
 /* Flag tables bound to option structs. */
-#define PUT_FLAGS(o)                                                                     \
-	{"lease", 0, F_STR, &(o).lease}, {"prev-kv", 0, F_BOOL, &(o).prev_kv},          \
-		{"ignore-value", 0, F_BOOL, &(o).ignore_value},                          \
-		{"ignore-lease", 0, F_BOOL, &(o).ignore_lease}, {NULL, 0, 0, NULL}
-#define GET_FLAGS(o)                                                                     \
-	{"prefix", 0, F_BOOL, &(o).prefix}, {"from-key", 0, F_BOOL, &(o).from_key},     \
-		{"keys-only", 0, F_BOOL, &(o).keys_only},                                \
-		{"count-only", 0, F_BOOL, &(o).count_only},                              \
-		{"print-value-only", 0, F_BOOL, &(o).value_only},                        \
-		{"rev", 0, F_INT, &(o).rev}, {"limit", 0, F_INT, &(o).limit},             \
-		{"sort-by", 0, F_STR, &(o).sort_by}, {"order", 0, F_STR, &(o).order},     \
-		{"consistency", 0, F_STR, &(o).consistency}, {NULL, 0, 0, NULL}
-#define DEL_FLAGS(o)                                                                     \
-	{"prefix", 0, F_BOOL, &(o).prefix}, {"from-key", 0, F_BOOL, &(o).from_key},     \
-		{"prev-kv", 0, F_BOOL, &(o).prev_kv}, {NULL, 0, 0, NULL}
+#define PUT_FLAGS(o)                                                           \
+	{"lease", 0, F_STR, &(o).lease}, {"prev-kv", 0, F_BOOL, &(o).prev_kv}, \
+		{"ignore-value", 0, F_BOOL, &(o).ignore_value},                \
+		{"ignore-lease", 0, F_BOOL, &(o).ignore_lease},                \
+	{                                                                      \
+		NULL, 0, 0, NULL                                               \
+	}
+#define GET_FLAGS(o)                                                                           \
+	{"prefix", 0, F_BOOL, &(o).prefix}, {"from-key", 0, F_BOOL, &(o).from_key},            \
+		{"keys-only", 0, F_BOOL, &(o).keys_only},                                      \
+		{"count-only", 0, F_BOOL, &(o).count_only},                                    \
+		{"print-value-only", 0, F_BOOL, &(o).value_only}, {"rev", 0, F_INT, &(o).rev}, \
+		{"limit", 0, F_INT, &(o).limit}, {"sort-by", 0, F_STR, &(o).sort_by},          \
+		{"order", 0, F_STR, &(o).order}, {"consistency", 0, F_STR, &(o).consistency},  \
+	{                                                                                      \
+		NULL, 0, 0, NULL                                                               \
+	}
+#define DEL_FLAGS(o)                                                                \
+	{"prefix", 0, F_BOOL, &(o).prefix}, {"from-key", 0, F_BOOL, &(o).from_key}, \
+		{"prev-kv", 0, F_BOOL, &(o).prev_kv},                               \
+	{                                                                           \
+		NULL, 0, 0, NULL                                                    \
+	}
 
 /* ------------------------------------------------------------------ */
 
@@ -273,7 +283,8 @@ int cmd_compact(int argc, char **argv)
 	errno = 0;
 	long long rev = strtoll(a.pos[0], &end, 10);
 	if (!*a.pos[0] || *end || errno)
-		ctl_die(CTL_EXIT_ERROR, "strconv.ParseInt: parsing \"%s\": invalid syntax", a.pos[0]);
+		ctl_die(CTL_EXIT_ERROR, "strconv.ParseInt: parsing \"%s\": invalid syntax",
+			a.pos[0]);
 	ef_arena *ar = ctl_arena();
 	ef_msg req = {.type = EF_MSG_COMPACT}, resp;
 	req.u.compact.revision = rev;
@@ -317,12 +328,21 @@ static char *scan_quoted(const char **pp, size_t *len)
 		if (*p == '\\' && p[1]) {
 			p++;
 			switch (*p) {
-			case 'n': out[o++] = '\n'; break;
-			case 't': out[o++] = '\t'; break;
-			case 'r': out[o++] = '\r'; break;
-			case '0': out[o++] = 0; break;
+			case 'n':
+				out[o++] = '\n';
+				break;
+			case 't':
+				out[o++] = '\t';
+				break;
+			case 'r':
+				out[o++] = '\r';
+				break;
+			case '0':
+				out[o++] = 0;
+				break;
 			case 'x':
-				if (isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+				if (isxdigit((unsigned char)p[1]) &&
+				    isxdigit((unsigned char)p[2])) {
 					char h[3] = {p[1], p[2], 0};
 					out[o++] = (char)strtol(h, NULL, 16);
 					p += 2;
@@ -330,7 +350,8 @@ static char *scan_quoted(const char **pp, size_t *len)
 					out[o++] = 'x';
 				}
 				break;
-			default: out[o++] = *p;
+			default:
+				out[o++] = *p;
 			}
 			p++;
 			continue;
@@ -383,7 +404,8 @@ static void parse_compare(ef_arena *ar, const char *line, ef_compare *c)
 	else if (strcmp(op, ">") == 0)
 		c->result = EF_CMP_GREATER;
 	else
-		ctl_die(CTL_EXIT_INVALID_INPUT, "malformed comparison: %s (unknown op %s)", line, op);
+		ctl_die(CTL_EXIT_INVALID_INPUT, "malformed comparison: %s (unknown op %s)", line,
+			op);
 	c->key.p = ef_arena_dup(ar, key, klen ? klen : 1);
 	c->key.n = (uint32_t)klen;
 #define T(s) (tlen == strlen(s) && strncmp(line, s, tlen) == 0)
@@ -531,8 +553,9 @@ static void read_ops(ef_arena *ar, ef_op **ops, uint32_t *n_ops)
 
 static const char *op_resp_name(uint8_t t)
 {
-	return t == EF_OP_PUT ? "ResponsePut" : t == EF_OP_DELETE ? "ResponseDeleteRange"
-								  : "ResponseRange";
+	return t == EF_OP_PUT      ? "ResponsePut"
+	       : t == EF_OP_DELETE ? "ResponseDeleteRange"
+				   : "ResponseRange";
 }
 
 static void print_txn(const ef_msg *resp)
@@ -557,24 +580,29 @@ static void print_txn(const ef_msg *resp)
 					if (rr->n_kvs) {
 						json_t *kvs = json_array();
 						for (uint32_t k = 0; k < rr->n_kvs; k++)
-							json_array_append_new(kvs, ctl_jkv(&rr->kvs[k]));
+							json_array_append_new(kvs,
+									      ctl_jkv(&rr->kvs[k]));
 						json_object_set_new(o, "kvs", kvs);
 					}
 					if (rr->more)
 						json_object_set_new(o, "more", json_true());
 					if (rr->count)
-						json_object_set_new(o, "count", json_integer(rr->count));
+						json_object_set_new(o, "count",
+								    json_integer(rr->count));
 				} else if (r->type == EF_OP_PUT) {
 					if (r->u.put.prev_kv)
-						json_object_set_new(o, "prev_kv", ctl_jkv(r->u.put.prev_kv));
+						json_object_set_new(o, "prev_kv",
+								    ctl_jkv(r->u.put.prev_kv));
 				} else {
 					const ef_delete_resp *d = &r->u.del;
 					if (d->deleted)
-						json_object_set_new(o, "deleted", json_integer(d->deleted));
+						json_object_set_new(o, "deleted",
+								    json_integer(d->deleted));
 					if (d->n_prev_kvs) {
 						json_t *kvs = json_array();
 						for (uint32_t k = 0; k < d->n_prev_kvs; k++)
-							json_array_append_new(kvs, ctl_jkv(&d->prev_kvs[k]));
+							json_array_append_new(
+								kvs, ctl_jkv(&d->prev_kvs[k]));
 						json_object_set_new(o, "prev_kvs", kvs);
 					}
 				}

@@ -303,7 +303,8 @@ void ctl_parse(int argc, char **argv, const struct ctl_flag *flags, struct ctl_a
 			if (!f)
 				f = lookup(global_flags, NULL, 0, a[1]);
 			if (!f)
-				ctl_die(CTL_EXIT_ERROR, "unknown shorthand flag: '%c' in %s", a[1], a);
+				ctl_die(CTL_EXIT_ERROR, "unknown shorthand flag: '%c' in %s", a[1],
+					a);
 			snprintf(shown, sizeof shown, "-%c, --%s", f->shorthand, f->name);
 			if (a[2])
 				val = a[2] == '=' ? a + 3 : a + 2;
@@ -317,8 +318,8 @@ void ctl_parse(int argc, char **argv, const struct ctl_flag *flags, struct ctl_a
 	}
 	/* Global options take effect now. */
 	const char *env = getenv("ETCFSCTL_ENDPOINTS");
-	g_ctl.endpoints = opt_endpoints ? opt_endpoints
-				       : (env && *env ? env : "tcp://127.0.0.1:2379");
+	g_ctl.endpoints =
+		opt_endpoints ? opt_endpoints : (env && *env ? env : "tcp://127.0.0.1:2379");
 	g_ctl.dial_ms = opt_dial_ms;
 	g_ctl.cmd_ms = opt_cmd_ms;
 	g_ctl.hex = opt_hex;

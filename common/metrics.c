@@ -30,7 +30,12 @@
 
 #include "metrics.h"
 
-enum metric_kind { M_COUNTER, M_GAUGE, M_GAUGE_FN, M_HISTOGRAM };
+enum metric_kind {
+	M_COUNTER,
+	M_GAUGE,
+	M_GAUGE_FN,
+	M_HISTOGRAM
+};
 
 struct metric {
 	struct metric *next; /* registration order; immutable once linked */
@@ -41,10 +46,10 @@ struct metric {
 	_Atomic uint64_t sum_bits;  /* histogram sum, a double stored as its bits */
 	metrics_fn fn;              /* M_GAUGE_FN */
 	void *ud;
-	int nb;                     /* histogram: finite bucket count */
-	double *bounds;             /* nb upper bounds, strictly increasing */
-	char **bound_str;           /* nb shortest round-trip renderings of bounds */
-	_Atomic uint64_t *counts;   /* nb + 1 per-bucket (not cumulative) counts; last = +Inf */
+	int nb;                   /* histogram: finite bucket count */
+	double *bounds;           /* nb upper bounds, strictly increasing */
+	char **bound_str;         /* nb shortest round-trip renderings of bounds */
+	_Atomic uint64_t *counts; /* nb + 1 per-bucket (not cumulative) counts; last = +Inf */
 };
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -221,8 +226,8 @@ void metrics_observe(metric *m, double seconds)
 		memcpy(&d, &old, sizeof(d));
 		d += seconds;
 		memcpy(&nw, &d, sizeof(nw));
-	} while (!atomic_compare_exchange_weak_explicit(&m->sum_bits, &old, nw,
-							memory_order_relaxed, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+		&m->sum_bits, &old, nw, memory_order_relaxed, memory_order_relaxed));
 	atomic_fetch_add_explicit(&m->u, 1, memory_order_relaxed);
 }
 

@@ -29,15 +29,15 @@ struct fs_dirent {
 
 struct fs_dirh {
 	pthread_mutex_t mu;
-	uint64_t ino;            /* the directory's inode */
-	uint8_t *cp;             /* key prefix of the directory */
+	uint64_t ino; /* the directory's inode */
+	uint8_t *cp;  /* key prefix of the directory */
 	uint32_t cplen;
-	struct fs_dirent *ents;  /* fetched so far, in key order */
+	struct fs_dirent *ents; /* fetched so far, in key order */
 	size_t n, cap;
-	uint8_t *next;           /* key to start the next page at */
+	uint8_t *next; /* key to start the next page at */
 	uint32_t nlen;
-	int done;                /* no more pages */
-	int64_t rev;             /* revision of the first page (0 before it) */
+	int done;    /* no more pages */
+	int64_t rev; /* revision of the first page (0 before it) */
 };
 
 int dir_open(struct fs_mount *m, struct fs_inode *dir, struct fs_dirh **out)

@@ -33,12 +33,15 @@
 #include "../common/clock.h"
 #include "../common/metrics.h"
 
-enum { FS_DIR = 1, FS_FILE = 2 };
+enum {
+	FS_DIR = 1,
+	FS_FILE = 2
+};
 
 /* Directory renames are one txn: a put per key plus one delete-range. */
 #define FS_RENAME_DIR_MAX_KEYS (EF_DEFAULT_MAX_TXN_OPS - 1)
 /* Largest value a file may hold: what fits in one request with its key. */
-#define FS_VALUE_MAX(klen) ((size_t)EF_DEFAULT_MAX_REQUEST_BYTES - (klen) - 64)
+#define FS_VALUE_MAX(klen) ((size_t)EF_DEFAULT_MAX_REQUEST_BYTES - (klen)-64)
 /* Keys per RANGE page in readdir. */
 #define FS_PAGE_KEYS 1000
 
@@ -52,28 +55,28 @@ enum fs_local {
  * Entries are never freed while the mount lives, so a key keeps its inode
  * number across updates, deletions and re-creations. */
 struct fs_inode {
-	uint64_t ino;            /* FUSE inode number, 1 = root; immutable */
-	uint8_t type;            /* FS_DIR or FS_FILE; immutable */
-	uint8_t *key;            /* FILE: full key; DIR: prefix of the keys below it */
-	uint32_t klen;           /* everything below: under m->mu */
-	uint64_t nlookup;        /* kernel references (lookup/create/mknod/mkdir minus forget) */
-	struct fs_inode *hnext;  /* hash chain of m->hash; unhashed when replaced by rename */
+	uint64_t ino;           /* FUSE inode number, 1 = root; immutable */
+	uint8_t type;           /* FS_DIR or FS_FILE; immutable */
+	uint8_t *key;           /* FILE: full key; DIR: prefix of the keys below it */
+	uint32_t klen;          /* everything below: under m->mu */
+	uint64_t nlookup;       /* kernel references (lookup/create/mknod/mkdir minus forget) */
+	struct fs_inode *hnext; /* hash chain of m->hash; unhashed when replaced by rename */
 	int hashed;
 	/* Last known state of the key (FILE), valid when known != 0. */
 	int known, exists;
 	int64_t mod_rev, create_rev, version, lease, mod_time_ns;
 	uint64_t size;
-	int64_t cache_rev;       /* revision of the data the kernel page cache holds (0 none) */
-	uint8_t *cval;           /* cached value at mod_rev (consistency=cached), malloc'ed or NULL */
+	int64_t cache_rev; /* revision of the data the kernel page cache holds (0 none) */
+	uint8_t *cval;     /* cached value at mod_rev (consistency=cached), malloc'ed or NULL */
 	int64_t cval_rev;
-	int local;               /* enum fs_local */
-	uint8_t *ldata;          /* FS_TEMP content */
+	int local;      /* enum fs_local */
+	uint8_t *ldata; /* FS_TEMP content */
 	size_t llen;
-	int64_t ltime_ns;        /* local files: mtime */
-	int occ;                 /* xattr user.etcfs.occ: commits compare the open revision */
-	uint64_t gen;            /* bumped when the key is unlinked or replaced: handles
+	int64_t ltime_ns; /* local files: mtime */
+	int occ;          /* xattr user.etcfs.occ: commits compare the open revision */
+	uint64_t gen;     /* bumped when the key is unlinked or replaced: handles
 				    opened before must not write it back */
-	int ndirty;              /* open handles with uncommitted data */
+	int ndirty;       /* open handles with uncommitted data */
 	/* Page cache policy (ops.c, do_open): readers share the kernel page cache
 	 * only while every such reader has the same revision (cache_rev) and no
 	 * local writer is open; anyone else does direct I/O from its own
@@ -96,11 +99,11 @@ struct fs_inode {
 struct fs_handle {
 	pthread_mutex_t mu;
 	struct fs_inode *in;
-	uint8_t *data;           /* snapshot (read) or buffer (write) */
+	uint8_t *data; /* snapshot (read) or buffer (write) */
 	size_t len, cap;
-	int64_t rev;             /* mod revision the buffer is based on, 0 = key absent */
+	int64_t rev; /* mod revision the buffer is based on, 0 = key absent */
 	int64_t lease;
-	uint64_t gen;            /* in->gen at open */
+	uint64_t gen; /* in->gen at open */
 	int writable, dirty, append, reflect;
 	int written;             /* write(2) or ftruncate since open: flush commits only then */
 	int err;                 /* sticky: a write failed (EFBIG), nothing is committed */
@@ -112,41 +115,70 @@ struct fs_handle {
 };
 
 enum fs_op {
-	OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR,
-	OP_RENAME, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_OPENDIR,
-	OP_READDIR, OP_RELEASEDIR, OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR,
-	OP_REMOVEXATTR, OP_CREATE, OP__COUNT
+	OP_LOOKUP,
+	OP_FORGET,
+	OP_GETATTR,
+	OP_SETATTR,
+	OP_MKNOD,
+	OP_MKDIR,
+	OP_UNLINK,
+	OP_RMDIR,
+	OP_RENAME,
+	OP_OPEN,
+	OP_READ,
+	OP_WRITE,
+	OP_FLUSH,
+	OP_RELEASE,
+	OP_FSYNC,
+	OP_OPENDIR,
+	OP_READDIR,
+	OP_RELEASEDIR,
+	OP_STATFS,
+	OP_SETXATTR,
+	OP_GETXATTR,
+	OP_LISTXATTR,
+	OP_REMOVEXATTR,
+	OP_CREATE,
+	OP__COUNT
 };
 
 /* What a replayed remote change did through the mount point (the inotify
  * events it made): label kind= of etcfs_inotify_events_reflected_total. */
 enum fs_refl_kind {
-	REFL_CREATE,  /* mknod of a new file (IN_CREATE) */
-	REFL_MODIFY,  /* open + ftruncate + close of a file (IN_MODIFY, IN_CLOSE_WRITE) */
-	REFL_DELETE,  /* unlink (IN_DELETE) */
-	REFL_MKDIR,   /* mkdir (IN_CREATE|IN_ISDIR) */
-	REFL_RMDIR,   /* rmdir (IN_DELETE|IN_ISDIR) */
-	REFL_RENAME,  /* rename of a file or directory (IN_MOVED_FROM/TO) */
+	REFL_CREATE, /* mknod of a new file (IN_CREATE) */
+	REFL_MODIFY, /* open + ftruncate + close of a file (IN_MODIFY, IN_CLOSE_WRITE) */
+	REFL_DELETE, /* unlink (IN_DELETE) */
+	REFL_MKDIR,  /* mkdir (IN_CREATE|IN_ISDIR) */
+	REFL_RMDIR,  /* rmdir (IN_DELETE|IN_ISDIR) */
+	REFL_RENAME, /* rename of a file or directory (IN_MOVED_FROM/TO) */
 	REFL__COUNT
 };
 
 /* Error replies by errno class: label class= of etcfs_fuse_errors_total. */
 enum fs_err_class {
-	ERRC_ENOENT, ERRC_EEXIST, ERRC_PERMISSION, ERRC_XATTR, ERRC_IO, ERRC_CONFLICT,
-	ERRC_INVALID, ERRC_NOSPACE, ERRC_OTHER, ERRC__COUNT
+	ERRC_ENOENT,
+	ERRC_EEXIST,
+	ERRC_PERMISSION,
+	ERRC_XATTR,
+	ERRC_IO,
+	ERRC_CONFLICT,
+	ERRC_INVALID,
+	ERRC_NOSPACE,
+	ERRC_OTHER,
+	ERRC__COUNT
 };
 
 /* Every field only grows; updated with CTR_INC (atomic, relaxed). */
 struct fs_counters {
-	uint64_t ops[48];        /* requests by FUSE opcode index (enum fs_op) */
-	uint64_t cache_hits;     /* opens/reads/attrs answered from the cache without a fetch */
-	uint64_t cache_misses;   /* the same, fetched from the cluster */
-	uint64_t reflected;      /* remote events replayed through the mount (sum of below) */
+	uint64_t ops[48];      /* requests by FUSE opcode index (enum fs_op) */
+	uint64_t cache_hits;   /* opens/reads/attrs answered from the cache without a fetch */
+	uint64_t cache_misses; /* the same, fetched from the cluster */
+	uint64_t reflected;    /* remote events replayed through the mount (sum of below) */
 	uint64_t reflected_kind[REFL__COUNT];
-	uint64_t own_events;     /* watch events recognised as this mount's own writes */
-	uint64_t resyncs;        /* times the watch was lost and state re-read */
-	uint64_t commits;        /* puts committed by close/flush/fsync of a written file */
-	uint64_t requests;       /* requests sent to the cluster (round trips), watch excluded */
+	uint64_t own_events; /* watch events recognised as this mount's own writes */
+	uint64_t resyncs;    /* times the watch was lost and state re-read */
+	uint64_t commits;    /* puts committed by close/flush/fsync of a written file */
+	uint64_t requests;   /* requests sent to the cluster (round trips), watch excluded */
 	uint64_t errors[ERRC__COUNT]; /* error replies by class (enum fs_err_class) */
 };
 
@@ -162,20 +194,24 @@ struct fs_ctr_metrics {
 	metric *errors[ERRC__COUNT];
 };
 
-enum fs_consistency { FS_LINEARIZABLE = 0, FS_SERIALIZABLE = 1, FS_CACHED = 2 };
+enum fs_consistency {
+	FS_LINEARIZABLE = 0,
+	FS_SERIALIZABLE = 1,
+	FS_CACHED = 2
+};
 
 struct fs_opts {
 	char *endpoints;
 	char *prefix;
-	int consistency;         /* enum fs_consistency */
-	int cache_fallback;      /* serve reads from the cache when the cluster is unreachable */
-	int occ;                 /* every writable open commits only if the key is unchanged */
-	int tmp_cluster;         /* editor temporaries become ordinary keys */
-	int ro;                  /* enforced by the daemon, so the reflector can still replay */
+	int consistency;    /* enum fs_consistency */
+	int cache_fallback; /* serve reads from the cache when the cluster is unreachable */
+	int occ;            /* every writable open commits only if the key is unchanged */
+	int tmp_cluster;    /* editor temporaries become ordinary keys */
+	int ro;             /* enforced by the daemon, so the reflector can still replay */
 	int timeout_ms, dial_timeout_ms;
 	int have_uid, have_gid, have_umask;
 	unsigned uid, gid, umask;
-	char *metrics;           /* HOST:PORT of the /metrics listener, or NULL */
+	char *metrics; /* HOST:PORT of the /metrics listener, or NULL */
 	int foreground, debug;
 };
 
@@ -184,49 +220,49 @@ struct fs_opts {
 struct fs_view {
 	int n;
 	struct {
-		int type;        /* FS_FILE: key is the file key; FS_DIR: key is the dir prefix */
+		int type; /* FS_FILE: key is the file key; FS_DIR: key is the dir prefix */
 		uint8_t *key;
 		uint32_t klen;
 		int exists;
-		ef_kv kv;        /* key/value unset */
+		ef_kv kv; /* key/value unset */
 		uint64_t size;
 	} k[2];
 };
 
 struct fs_mount {
 	struct fs_opts o;
-	efc_client *c;               /* requests (lookups, reads, writes) */
-	efc_client *wc;              /* the watch alone, on its own connection: watch
+	efc_client *c;  /* requests (lookups, reads, writes) */
+	efc_client *wc; /* the watch alone, on its own connection: watch
 					events never queue on the server's side of the
 					request connection (reflect.c, watch_begin) */
 	struct fuse_session *se;
 	char *mountpoint;
-	dev_t dev;                   /* st_dev of the mounted root (0 until the reflector saw it) */
+	dev_t dev; /* st_dev of the mounted root (0 until the reflector saw it) */
 	uint8_t *prefix;
 	uint32_t plen;
 	int64_t mount_time_ns;
 	uid_t uid;
 	gid_t gid;
 
-	pthread_mutex_t mu;          /* inode table, inode fields, own-write tracking */
-	struct fs_inode **byino;     /* byino[ino] (index 0 unused) */
+	pthread_mutex_t mu;      /* inode table, inode fields, own-write tracking */
+	struct fs_inode **byino; /* byino[ino] (index 0 unused) */
 	uint64_t nino, capino;
 	struct fs_inode **hash;
 	size_t hcap, hcount;
 
 	/* Own writes: a watch event at one of these revisions was caused by this
 	 * mount and is not replayed (the local syscall already made its events). */
-	uint64_t wseq_started;       /* writes begun */
-	uint64_t *inflight;          /* seq numbers of writes in flight */
+	uint64_t wseq_started; /* writes begun */
+	uint64_t *inflight;    /* seq numbers of writes in flight */
 	size_t n_inflight, cap_inflight;
-	int64_t own_revs[1024];      /* ring of committed revisions */
+	int64_t own_revs[1024]; /* ring of committed revisions */
 	unsigned own_pos;
 	pthread_cond_t own_cv;
 
 	/* Watch and reflector (reflect.c). */
 	efc_watch *watch;
-	int watch_ok;                /* the watch is live: cached metadata is current */
-	int64_t watch_rev;           /* every change up to this revision was delivered
+	int watch_ok;      /* the watch is live: cached metadata is current */
+	int64_t watch_rev; /* every change up to this revision was delivered
 					with its events (0 before the first watch) */
 	pthread_mutex_t rq_mu;
 	pthread_cond_t rq_cv;
@@ -235,30 +271,30 @@ struct fs_mount {
 	pthread_t reflector;
 	int reflector_started;
 	pid_t reflector_tid;
-	struct fs_view view;         /* under mu */
+	struct fs_view view; /* under mu */
 	/* Revision of the change the reflector is replaying (0: none, answer
 	 * from the current state).  Its lookups answer from the cluster as of
 	 * the revision before it, its own checks as of the revision itself, so
 	 * a replay that runs behind never sees later changes.  Under mu. */
 	int64_t refl_rev;
 
-	struct fs_counters ctr;      /* updated with __atomic builtins */
-	struct fs_ctr_metrics ctm;   /* the same counters as registered metrics */
+	struct fs_counters ctr;    /* updated with __atomic builtins */
+	struct fs_ctr_metrics ctm; /* the same counters as registered metrics */
 
 	/* -o metrics listener (metrics.c). */
-	int mx_fd;                   /* listening socket, -1 when none */
-	int mx_wake[2];              /* pipe: a byte on [1] stops the thread */
+	int mx_fd;      /* listening socket, -1 when none */
+	int mx_wake[2]; /* pipe: a byte on [1] stops the thread */
 	pthread_t mx_thread;
 	int mx_started;
-	pthread_mutex_t mx_mu;       /* serialises scrapes (failover delta below) */
-	uint64_t mx_failovers;       /* efc_failovers() already added to the counter */
+	pthread_mutex_t mx_mu; /* serialises scrapes (failover delta below) */
+	uint64_t mx_failovers; /* efc_failovers() already added to the counter */
 	metric *mx_failovers_m;
 };
 
-#define CTR_INC(m, field)                                                    \
-	do {                                                                 \
-		__atomic_fetch_add(&(m)->ctr.field, 1, __ATOMIC_RELAXED);    \
-		metrics_inc((m)->ctm.field);                                 \
+#define CTR_INC(m, field)                                                 \
+	do {                                                              \
+		__atomic_fetch_add(&(m)->ctr.field, 1, __ATOMIC_RELAXED); \
+		metrics_inc((m)->ctm.field);                              \
 	} while (0)
 /* One replayed remote change of kind k (enum fs_refl_kind). */
 #define CTR_REFLECT(m, k)                                                     \
@@ -270,9 +306,9 @@ struct fs_mount {
 /* ---- names.c ---- */
 /* Decoded form of one file name. */
 enum fs_name_kind {
-	NAME_ANY = 0,   /* plain or "%..." : a directory if one exists, else the file */
-	NAME_FILE = 1,  /* "%=...": only the file (a key that is also a directory) */
-	NAME_CHUNK = 2  /* "%+...": first part of a segment too long for NAME_MAX */
+	NAME_ANY = 0,  /* plain or "%..." : a directory if one exists, else the file */
+	NAME_FILE = 1, /* "%=...": only the file (a key that is also a directory) */
+	NAME_CHUNK = 2 /* "%+...": first part of a segment too long for NAME_MAX */
 };
 /* Decode name into seg (malloc'ed, *slen bytes).  0 or EINVAL. */
 int names_decode(const char *name, int *kind, uint8_t **seg, uint32_t *slen);
@@ -299,8 +335,8 @@ struct fs_inode *inode_by_ino(struct fs_mount *m, uint64_t ino);
  * unhashed (the kernel drops it).  m->mu held.  0 or ENOMEM. */
 int inode_rekey(struct fs_mount *m, struct fs_inode *in, const uint8_t *key, uint32_t klen);
 /* Rekey every inode whose key starts with from (renamed directory). */
-int inode_rekey_prefix(struct fs_mount *m, const uint8_t *from, uint32_t flen,
-		       const uint8_t *to, uint32_t tlen);
+int inode_rekey_prefix(struct fs_mount *m, const uint8_t *from, uint32_t flen, const uint8_t *to,
+		       uint32_t tlen);
 /* Apply a kv (or absence) to a file inode's cached state; m->mu held. */
 void inode_set_kv(struct fs_inode *in, const ef_kv *kv, uint64_t size);
 void inode_set_absent(struct fs_inode *in);
@@ -311,8 +347,8 @@ void inode_stat(struct fs_mount *m, struct fs_inode *in, struct stat *st);
 /* Result of kv_get: a malloc'ed value copy and its metadata. */
 struct kv_val {
 	int exists;
-	ef_kv kv;       /* key/value fields unset */
-	uint8_t *val;   /* malloc'ed (NULL when !exists) */
+	ef_kv kv;     /* key/value fields unset */
+	uint8_t *val; /* malloc'ed (NULL when !exists) */
 	uint32_t vlen;
 };
 /* efc_call on the mount's request client, counted (etcfs_cluster_requests_total). */
@@ -346,8 +382,8 @@ int kv_is_own(struct fs_mount *m, int64_t rev);
 int kv_write(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a);
 /* Put key=val.  expect_rev: -1 no compare, 0 must be absent, >0 mod revision must equal.
  * keep_lease: 1 keeps the key's lease (ignore_lease), else lease is set. */
-int kv_put(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *val,
-	   uint32_t vlen, int64_t expect_rev, int keep_lease, int64_t lease, int64_t *rev_out);
+int kv_put(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *val, uint32_t vlen,
+	   int64_t expect_rev, int keep_lease, int64_t lease, int64_t *rev_out);
 int kv_delete(struct fs_mount *m, const uint8_t *key, uint32_t klen, int64_t *deleted);
 
 /* ---- dir.c ---- */
@@ -378,15 +414,15 @@ int reflect_is_me(struct fs_mount *m, fuse_req_t req);
 
 /* One change to replay (from the watch, or made up by resync.c). */
 struct reflect_ev {
-	uint8_t type;             /* EF_EVENT_PUT / EF_EVENT_DELETE */
-	uint8_t *key;             /* malloc'ed */
+	uint8_t type; /* EF_EVENT_PUT / EF_EVENT_DELETE */
+	uint8_t *key; /* malloc'ed */
 	uint32_t klen;
-	ef_kv kv;                 /* key/value unset */
+	ef_kv kv; /* key/value unset */
 	uint64_t size, vhash;
 	int prev_exists;
-	ef_kv prev;               /* key/value unset */
+	ef_kv prev; /* key/value unset */
 	uint64_t prev_size, prev_vhash;
-	uint64_t seq_hi;          /* m->wseq_started when the event arrived */
+	uint64_t seq_hi; /* m->wseq_started when the event arrived */
 	struct reflect_ev *next;
 };
 /* The replay steps resync.c reuses; reflector thread only. */

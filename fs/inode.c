@@ -170,8 +170,8 @@ int inode_rekey(struct fs_mount *m, struct fs_inode *in, const uint8_t *key, uin
 	return 0;
 }
 
-int inode_rekey_prefix(struct fs_mount *m, const uint8_t *from, uint32_t flen,
-		       const uint8_t *to, uint32_t tlen)
+int inode_rekey_prefix(struct fs_mount *m, const uint8_t *from, uint32_t flen, const uint8_t *to,
+		       uint32_t tlen)
 {
 	for (uint64_t i = 2; i <= m->nino; i++) {
 		struct fs_inode *in = m->byino[i];
@@ -249,7 +249,7 @@ void inode_stat(struct fs_mount *m, struct fs_inode *in, struct stat *st)
 	} else {
 		st->st_mode = S_IFREG | (0666 & ~m->o.umask);
 		st->st_nlink = in->local || (in->known && in->exists) ? 1 : 0;
-		st->st_size = (off_t)(in->local == FS_TEMP		 ? in->llen
+		st->st_size = (off_t)(in->local == FS_TEMP           ? in->llen
 				      : in->npc > 0 && in->cache_rev ? in->cache_size
 								     : in->size);
 		if (in->local)

@@ -233,8 +233,8 @@ int kv_write(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
 	return rv;
 }
 
-int kv_put(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *val,
-	   uint32_t vlen, int64_t expect_rev, int keep_lease, int64_t lease, int64_t *rev_out)
+int kv_put(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *val, uint32_t vlen,
+	   int64_t expect_rev, int keep_lease, int64_t lease, int64_t *rev_out)
 {
 	ef_arena *a = ef_arena_new();
 	if (!a)

@@ -164,8 +164,7 @@ static int parse_opts(struct fs_opts *o, char **kopts, const char *list)
 	return rv;
 }
 
-static int parse_args(int argc, char **argv, struct fs_opts *o, char **mnt, char **kopts,
-		      int *fake)
+static int parse_args(int argc, char **argv, struct fs_opts *o, char **mnt, char **kopts, int *fake)
 {
 	const char *base = strrchr(argv[0], '/');
 	base = base ? base + 1 : argv[0];

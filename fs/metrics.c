@@ -45,29 +45,41 @@
 
 /* Label values of etcfs_fuse_requests_total{op=...}, by enum fs_op. */
 static const char *const op_names[OP__COUNT] = {
-	[OP_LOOKUP] = "lookup",		[OP_FORGET] = "forget",
-	[OP_GETATTR] = "getattr",	[OP_SETATTR] = "setattr",
-	[OP_MKNOD] = "mknod",		[OP_MKDIR] = "mkdir",
-	[OP_UNLINK] = "unlink",		[OP_RMDIR] = "rmdir",
-	[OP_RENAME] = "rename",		[OP_OPEN] = "open",
-	[OP_READ] = "read",		[OP_WRITE] = "write",
-	[OP_FLUSH] = "flush",		[OP_RELEASE] = "release",
-	[OP_FSYNC] = "fsync",		[OP_OPENDIR] = "opendir",
-	[OP_READDIR] = "readdir",	[OP_RELEASEDIR] = "releasedir",
-	[OP_STATFS] = "statfs",		[OP_SETXATTR] = "setxattr",
-	[OP_GETXATTR] = "getxattr",	[OP_LISTXATTR] = "listxattr",
-	[OP_REMOVEXATTR] = "removexattr", [OP_CREATE] = "create",
+	[OP_LOOKUP] = "lookup",
+	[OP_FORGET] = "forget",
+	[OP_GETATTR] = "getattr",
+	[OP_SETATTR] = "setattr",
+	[OP_MKNOD] = "mknod",
+	[OP_MKDIR] = "mkdir",
+	[OP_UNLINK] = "unlink",
+	[OP_RMDIR] = "rmdir",
+	[OP_RENAME] = "rename",
+	[OP_OPEN] = "open",
+	[OP_READ] = "read",
+	[OP_WRITE] = "write",
+	[OP_FLUSH] = "flush",
+	[OP_RELEASE] = "release",
+	[OP_FSYNC] = "fsync",
+	[OP_OPENDIR] = "opendir",
+	[OP_READDIR] = "readdir",
+	[OP_RELEASEDIR] = "releasedir",
+	[OP_STATFS] = "statfs",
+	[OP_SETXATTR] = "setxattr",
+	[OP_GETXATTR] = "getxattr",
+	[OP_LISTXATTR] = "listxattr",
+	[OP_REMOVEXATTR] = "removexattr",
+	[OP_CREATE] = "create",
 };
 
 static const char *const refl_names[REFL__COUNT] = {
 	[REFL_CREATE] = "create", [REFL_MODIFY] = "modify", [REFL_DELETE] = "delete",
-	[REFL_MKDIR] = "mkdir",	  [REFL_RMDIR] = "rmdir",   [REFL_RENAME] = "rename",
+	[REFL_MKDIR] = "mkdir",   [REFL_RMDIR] = "rmdir",   [REFL_RENAME] = "rename",
 };
 
 static const char *const errc_names[ERRC__COUNT] = {
-	[ERRC_ENOENT] = "enoent",	  [ERRC_EEXIST] = "eexist", [ERRC_PERMISSION] = "permission",
-	[ERRC_XATTR] = "xattr",		  [ERRC_IO] = "io",	    [ERRC_CONFLICT] = "conflict",
-	[ERRC_INVALID] = "invalid",	  [ERRC_NOSPACE] = "nospace", [ERRC_OTHER] = "other",
+	[ERRC_ENOENT] = "enoent",   [ERRC_EEXIST] = "eexist",   [ERRC_PERMISSION] = "permission",
+	[ERRC_XATTR] = "xattr",     [ERRC_IO] = "io",           [ERRC_CONFLICT] = "conflict",
+	[ERRC_INVALID] = "invalid", [ERRC_NOSPACE] = "nospace", [ERRC_OTHER] = "other",
 };
 
 static int err_class(int err)
@@ -139,9 +151,9 @@ static void register_all(struct fs_mount *m)
 	}
 	for (int i = 0; i < ERRC__COUNT; i++) {
 		snprintf(lab, sizeof lab, "class=\"%s\"", errc_names[i]);
-		c->errors[i] = metrics_counter("etcfs_fuse_errors_total",
-					       "FUSE requests answered with an error, by errno class.",
-					       lab);
+		c->errors[i] = metrics_counter(
+			"etcfs_fuse_errors_total",
+			"FUSE requests answered with an error, by errno class.", lab);
 	}
 	c->cache_hits = metrics_counter("etcfs_cache_hits_total",
 					"Lookups, attributes and opens answered from the mount's "
@@ -180,8 +192,8 @@ static void register_all(struct fs_mount *m)
 					    "endpoint.",
 					    "");
 	metrics_gauge_fn("etcfs_inodes", "Inodes the mount has numbered.", "", gauge_inodes, m);
-	metrics_gauge_fn("etcfs_watch_up", "1 while the cluster watch is live.", "",
-			 gauge_watch_ok, m);
+	metrics_gauge_fn("etcfs_watch_up", "1 while the cluster watch is live.", "", gauge_watch_ok,
+			 m);
 }
 
 /* HOST:PORT or [HOST]:PORT, numeric host. */

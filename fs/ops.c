@@ -107,10 +107,10 @@ static uint8_t *cat(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t bn
 
 /* The key(s) a name in directory `parent` stands for. */
 struct target {
-	int kind;       /* enum fs_name_kind */
-	uint8_t *fk;    /* file key */
+	int kind;    /* enum fs_name_kind */
+	uint8_t *fk; /* file key */
 	uint32_t fklen;
-	uint8_t *dk;    /* directory prefix: fk + "/" (NAME_CHUNK: fk itself) */
+	uint8_t *dk; /* directory prefix: fk + "/" (NAME_CHUNK: fk itself) */
 	uint32_t dklen;
 	uint8_t *seg;
 	uint32_t slen;
@@ -296,7 +296,8 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		ef_kv kv;
 		uint64_t size;
 		pthread_mutex_lock(&m->mu);
-		int inview = t.kind != NAME_CHUNK && view_find(m, FS_FILE, t.fk, t.fklen, &ex, &kv, &size);
+		int inview = t.kind != NAME_CHUNK &&
+			     view_find(m, FS_FILE, t.fk, t.fklen, &ex, &kv, &size);
 		int dex = 0;
 		int dinview = view_find(m, FS_DIR, t.dk, t.dklen, &dex, NULL, NULL);
 		int64_t rrev = m->refl_rev; /* answer as of the revision before it */
@@ -334,7 +335,8 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		pthread_mutex_unlock(&m->mu);
 		if (!inview && !dinview && !under) {
 			int ne = 0;
-			rv = rrev > 1 ? kv_prefix_nonempty_at(m, t.dk, t.dklen, rrev - 1, skip, skiplen, &ne)
+			rv = rrev > 1 ? kv_prefix_nonempty_at(m, t.dk, t.dklen, rrev - 1, skip,
+							      skiplen, &ne)
 				      : kv_prefix_nonempty(m, t.dk, t.dklen, 1, skip, skiplen, &ne);
 			if (rv == 0 && ne) {
 				pthread_mutex_lock(&m->mu);
@@ -514,8 +516,7 @@ static int do_getattr(struct fs_mount *m, fuse_ino_t ino, int reflector, struct 
 		pthread_mutex_unlock(&m->mu);
 		return ESTALE;
 	}
-	int fetch = in->type == FS_FILE && !in->local && !reflector &&
-		    (!in->known || !m->watch_ok);
+	int fetch = in->type == FS_FILE && !in->local && !reflector && (!in->known || !m->watch_ok);
 	pthread_mutex_unlock(&m->mu);
 	if (fetch) {
 		CTR_INC(m, cache_misses);
@@ -718,8 +719,7 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 		/* `: > file` was closed and its empty value is stored at release,
 		 * which the kernel sends right after: read after it */
 		struct timespec dl = clock_after_ms(CLOCK_REALTIME, 2000);
-		while (in->nlate &&
-		       pthread_cond_timedwait(&m->own_cv, &m->mu, &dl) != ETIMEDOUT)
+		while (in->nlate && pthread_cond_timedwait(&m->own_cv, &m->mu, &dl) != ETIMEDOUT)
 			;
 	}
 	struct fs_handle *h = handle_new(in);
@@ -1024,7 +1024,8 @@ static int truncate_key(struct fs_mount *m, fuse_ino_t ino, uint64_t size)
 		}
 		fs_memcpy(nv, v.val, v.vlen < size ? v.vlen : size);
 		int64_t rev;
-		rv = kv_put(m, key, klen, nv, (uint32_t)size, v.kv.mod_revision, 0, v.kv.lease, &rev);
+		rv = kv_put(m, key, klen, nv, (uint32_t)size, v.kv.mod_revision, 0, v.kv.lease,
+			    &rev);
 		if (rv == 0) {
 			pthread_mutex_lock(&m->mu);
 			struct fs_inode *in = inode_by_ino(m, ino);
@@ -1173,7 +1174,9 @@ static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 		if (view_find(m, FS_FILE, t.fk, t.fklen, &ex, &kv, &size))
 			inode_set_kv(in, &kv, size);
 	} else if (rev) {
-		ef_kv kv = {.mod_revision = rev, .create_revision = rev, .version = 1,
+		ef_kv kv = {.mod_revision = rev,
+			    .create_revision = rev,
+			    .version = 1,
 			    .mod_time_ns = clock_wall_ns()};
 		inode_set_kv(in, &kv, 0);
 		in->local = FS_REMOTE;
@@ -1235,8 +1238,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		handle_free(h);
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     dev_t rdev)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_MKNOD]);
@@ -1474,8 +1476,10 @@ static int rename_file(struct fs_mount *m, struct target *s, struct target *d, c
 		ef_op ops[2] = {{0}};
 		uint32_t nc = 0, no = 0;
 		if (!local) {
-			cmp[nc++] = (ef_compare){.result = EF_CMP_EQUAL, .target = EF_CMP_MOD,
-						 .key = {s->fk, s->fklen}, .number = v.kv.mod_revision};
+			cmp[nc++] = (ef_compare){.result = EF_CMP_EQUAL,
+						 .target = EF_CMP_MOD,
+						 .key = {s->fk, s->fklen},
+						 .number = v.kv.mod_revision};
 			ops[no].type = EF_OP_DELETE;
 			ops[no++].u.del.key = (ef_buf){s->fk, s->fklen};
 		}
@@ -1487,7 +1491,8 @@ static int rename_file(struct fs_mount *m, struct target *s, struct target *d, c
 			if (flags & RENAME_NOREPLACE)
 				cmp[nc++] = (ef_compare){.result = EF_CMP_EQUAL,
 							 .target = EF_CMP_CREATE,
-							 .key = {d->fk, d->fklen}, .number = 0};
+							 .key = {d->fk, d->fklen},
+							 .number = 0};
 		} else if (!m->o.ro) {
 			/* the name leaves the cluster (it may have been a key) */
 			ops[no].type = EF_OP_DELETE;
@@ -1528,13 +1533,16 @@ static int rename_file(struct fs_mount *m, struct target *s, struct target *d, c
 				in->ldata = v.val;
 				in->llen = v.vlen;
 				v.val = NULL;
-				in->ltime_ns = v.kv.mod_time_ns ? v.kv.mod_time_ns : clock_wall_ns();
+				in->ltime_ns =
+					v.kv.mod_time_ns ? v.kv.mod_time_ns : clock_wall_ns();
 			} else if (local != FS_PENDING) {
 				in->local = FS_REMOTE;
 				free(in->ldata);
 				in->ldata = NULL;
-				ef_kv kv = {.mod_revision = rev, .create_revision = rev,
-					    .version = 1, .lease = v.kv.lease,
+				ef_kv kv = {.mod_revision = rev,
+					    .create_revision = rev,
+					    .version = 1,
+					    .lease = v.kv.lease,
 					    .mod_time_ns = clock_wall_ns()};
 				inode_set_kv(in, &kv, v.vlen);
 			}
@@ -1584,8 +1592,10 @@ static int rename_dir(struct fs_mount *m, struct target *s, struct target *d, un
 		int err = 0;
 		for (uint32_t i = 0; i < n && !err; i++) {
 			ef_kv *kv = &r->kvs[i];
-			cmp[i] = (ef_compare){.result = EF_CMP_EQUAL, .target = EF_CMP_MOD,
-					      .key = kv->key, .number = kv->mod_revision};
+			cmp[i] = (ef_compare){.result = EF_CMP_EQUAL,
+					      .target = EF_CMP_MOD,
+					      .key = kv->key,
+					      .number = kv->mod_revision};
 			uint32_t nl = d->dklen + kv->key.n - s->dklen;
 			uint8_t *nk = ef_arena_alloc(a, nl + 1);
 			if (!nk) {

@@ -370,7 +370,8 @@ static void replay_delete(struct fs_mount *m, struct reflect_ev *e)
 		return;
 	if (is_marker(e, m)) {
 		int ne = 1;
-		if (kv_prefix_nonempty_at(m, e->key, e->klen, replay_rev(m), NULL, 0, &ne) == 0 && !ne) {
+		if (kv_prefix_nonempty_at(m, e->key, e->klen, replay_rev(m), NULL, 0, &ne) == 0 &&
+		    !ne) {
 			view_set(m, 0, FS_DIR, e->key, e->klen, 1, NULL, 0);
 			if (rmdir(p) == 0)
 				CTR_REFLECT(m, REFL_RMDIR);
@@ -572,7 +573,8 @@ static void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 	}
 	/* pair deletes with puts of the same value: a rename */
 	for (int i = 0; i < n; i++) {
-		if (!v[i] || v[i]->type != EF_EVENT_DELETE || !v[i]->prev_exists || is_marker(v[i], m))
+		if (!v[i] || v[i]->type != EF_EVENT_DELETE || !v[i]->prev_exists ||
+		    is_marker(v[i], m))
 			continue;
 		for (int j = 0; j < n; j++) {
 			if (!v[j] || v[j]->type != EF_EVENT_PUT || is_marker(v[j], m) ||

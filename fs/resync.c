@@ -49,7 +49,7 @@ struct rs_key {
 struct rs_scan {
 	struct rs_key *k; /* sorted by key bytes */
 	size_t n, cap;
-	int64_t rev;      /* R */
+	int64_t rev; /* R */
 };
 
 /* Keys of deleted files (step 2), whose directories step 4 checks and
@@ -242,8 +242,8 @@ static void list_free(struct rs_list *l)
 
 /* Metadata and value size of key at revision rev (or now, if rev was
  * compacted meanwhile).  *exists = 0 when absent. */
-static int get_at(struct fs_mount *m, const uint8_t *key, uint32_t klen, int64_t rev,
-		  int *exists, ef_kv *kv, uint64_t *size)
+static int get_at(struct fs_mount *m, const uint8_t *key, uint32_t klen, int64_t rev, int *exists,
+		  ef_kv *kv, uint64_t *size)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		ef_arena *a = ef_arena_new();
@@ -327,8 +327,10 @@ static int resync_known(struct fs_mount *m, struct rs_scan *s, int64_t gap, stru
 		}
 		/* an inode never updated since a listing named it: it existed then */
 		int known = in->known, existed = in->known ? in->exists : 1;
-		ef_kv prev = {.mod_revision = in->mod_rev, .create_revision = in->create_rev,
-			      .version = in->version, .lease = in->lease,
+		ef_kv prev = {.mod_revision = in->mod_rev,
+			      .create_revision = in->create_rev,
+			      .version = in->version,
+			      .lease = in->lease,
 			      .mod_time_ns = in->mod_time_ns};
 		uint64_t prev_size = in->size;
 		uint32_t klen = in->klen;
@@ -343,7 +345,8 @@ static int resync_known(struct fs_mount *m, struct rs_scan *s, int64_t gap, stru
 			k->seen = 1;
 			int changed = known ? k->mod_rev != prev.mod_revision : k->mod_rev > gap;
 			if (!existed || changed)
-				put_key(m, key, klen, s->rev, existed, existed ? &prev : NULL, prev_size);
+				put_key(m, key, klen, s->rev, existed, existed ? &prev : NULL,
+					prev_size);
 		} else if (existed) {
 			if (list_add(del, key, klen)) {
 				free(key);
@@ -412,7 +415,8 @@ static int resync_dirs(struct fs_mount *m, struct rs_scan *s, const struct rs_li
 	for (size_t i = 0; i < c.n && rv == 0 && !m->stopping; i++) {
 		int dup = 0;
 		for (size_t j = 0; j < i && !dup; j++)
-			dup = c.k[j].klen == c.k[i].klen && !memcmp(c.k[j].key, c.k[i].key, c.k[i].klen);
+			dup = c.k[j].klen == c.k[i].klen &&
+			      !memcmp(c.k[j].key, c.k[i].key, c.k[i].klen);
 		if (dup || scan_any_below(s, c.k[i].key, c.k[i].klen))
 			continue;
 		/* files that live only in this mount keep it */
@@ -453,8 +457,10 @@ int resync_run(struct fs_mount *m)
 		return rv;
 	}
 	CTR_INC(m, resyncs);
-	fprintf(stderr, "etcfs: watch lost (its revision was compacted): re-reading the prefix, "
-			"changes after revision %lld replayed\n", (long long)gap);
+	fprintf(stderr,
+		"etcfs: watch lost (its revision was compacted): re-reading the prefix, "
+		"changes after revision %lld replayed\n",
+		(long long)gap);
 	pthread_mutex_lock(&m->mu);
 	m->need_resync = 0;
 	pthread_mutex_unlock(&m->mu);

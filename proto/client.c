@@ -69,8 +69,8 @@ struct conn;
 struct pending {
 	uint64_t id;
 	struct conn *conn;
-	int done;           /* 1 = answered, 2 = connection lost */
-	uint8_t *frame;     /* malloc'ed response frame */
+	int done;       /* 1 = answered, 2 = connection lost */
+	uint8_t *frame; /* malloc'ed response frame */
 	size_t len;
 	pthread_cond_t cv;
 	struct pending *next;
@@ -89,11 +89,11 @@ struct efc_watch {
 	uint8_t *keybuf;
 	efc_watch_cb cb;
 	void *ud;
-	int64_t next_rev;    /* first revision not yet delivered (0 = unknown yet) */
-	uint64_t req_id;     /* id of the create request on the current connection */
-	int64_t server_id;   /* watch id the server assigned */
-	struct conn *conn;   /* connection the watch is registered on, NULL = needs (re)creating */
-	int canceled;        /* the server cancelled it (compaction...): not resumed */
+	int64_t next_rev;  /* first revision not yet delivered (0 = unknown yet) */
+	uint64_t req_id;   /* id of the create request on the current connection */
+	int64_t server_id; /* watch id the server assigned */
+	struct conn *conn; /* connection the watch is registered on, NULL = needs (re)creating */
+	int canceled;      /* the server cancelled it (compaction...): not resumed */
 	struct efc_watch *next;
 };
 
@@ -102,33 +102,33 @@ struct conn {
 	nng_stream *s;
 	pthread_mutex_t wmu; /* serialises frame writes */
 	pthread_t rx;
-	nng_aio *rx_aio;     /* the receive thread's; conn_fail aborts it */
-	int ep;              /* index of the endpoint it is connected to */
-	int dead;            /* under c->mu (read racily by rx, which re-checks every second) */
-	int refs;            /* under c->mu: client + rx thread + callers in flight */
+	nng_aio *rx_aio; /* the receive thread's; conn_fail aborts it */
+	int ep;          /* index of the endpoint it is connected to */
+	int dead;        /* under c->mu (read racily by rx, which re-checks every second) */
+	int refs;        /* under c->mu: client + rx thread + callers in flight */
 };
 
 struct efc_client {
 	char **eps;
 	int n_eps;
-	int cur;                 /* index of the endpoint to use / in use */
+	int cur; /* index of the endpoint to use / in use */
 	int dial_ms, cmd_ms;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;       /* connection state changes, keeper wake-ups */
-	struct conn *conn;       /* current live connection or NULL */
+	pthread_cond_t cv; /* connection state changes, keeper wake-ups */
+	struct conn *conn; /* current live connection or NULL */
 	int connecting;
 	uint64_t next_id;
-	struct pending *pend;    /* every in-flight request */
+	struct pending *pend; /* every in-flight request */
 	struct efc_watch *watches;
 	uint64_t failovers;
 	int closing;
-	int n_rx;                /* live receive threads (efc_close waits for 0) */
+	int n_rx; /* live receive threads (efc_close waits for 0) */
 	pthread_t keeper;
 	/* watch delivery */
 	pthread_mutex_t dmu;
 	pthread_cond_t dcv;
 	struct wmsg *dq_head, *dq_tail;
-	pthread_mutex_t cbmu;    /* held while a callback runs */
+	pthread_mutex_t cbmu; /* held while a callback runs */
 	pthread_t deliver;
 };
 
@@ -442,7 +442,8 @@ int efc_call(efc_client *c, const ef_msg *req, ef_msg *resp, ef_arena *a)
 			}
 			char msg[300];
 			snprintf(msg, sizeof msg, "%s (endpoints: %s%s)",
-				 ef_strerror(EF_E_UNAVAILABLE), c->eps[0], c->n_eps > 1 ? ", ..." : "");
+				 ef_strerror(EF_E_UNAVAILABLE), c->eps[0],
+				 c->n_eps > 1 ? ", ..." : "");
 			set_err(EF_E_UNAVAILABLE, msg);
 			return EF_E_UNAVAILABLE;
 		}
@@ -522,7 +523,8 @@ int efc_call(efc_client *c, const ef_msg *req, ef_msg *resp, ef_arena *a)
 			if (code == EF_E_TIMEOUT && !ro) {
 				/* the member proposed it and gave up waiting: it may
 				 * still commit */
-				snprintf(msg, sizeof msg, "%s (outcome unknown)", ef_strerror(code));
+				snprintf(msg, sizeof msg, "%s (outcome unknown)",
+					 ef_strerror(code));
 				code = EF_E_OUTCOME_UNKNOWN;
 			}
 			set_err(code, msg);
@@ -546,10 +548,11 @@ int efc_call(efc_client *c, const ef_msg *req, ef_msg *resp, ef_arena *a)
 			conn_release(c, k);
 			return EF_E_TIMEOUT;
 		}
-		set_err(EF_E_OUTCOME_UNKNOWN, done == 2 ? "request sent but the connection broke before "
-							  "the reply: outcome unknown"
-							: "request sent but no reply within the command "
-							  "timeout: outcome unknown");
+		set_err(EF_E_OUTCOME_UNKNOWN,
+			done == 2 ? "request sent but the connection broke before "
+				    "the reply: outcome unknown"
+				  : "request sent but no reply within the command "
+				    "timeout: outcome unknown");
 		conn_release(c, k);
 		return EF_E_OUTCOME_UNKNOWN;
 	}
@@ -863,8 +866,10 @@ int efc_open(const efc_opts *o, efc_client **out, char *err, size_t errlen)
 			char *u = normalize_endpoint(p, n);
 			if (!u) {
 				if (err)
-					snprintf(err, errlen, "invalid endpoint '%.*s' (expected tcp://HOST:PORT)",
-						 (int)n, p);
+					snprintf(
+						err, errlen,
+						"invalid endpoint '%.*s' (expected tcp://HOST:PORT)",
+						(int)n, p);
 				for (int i = 0; i < c->n_eps; i++)
 					free(c->eps[i]);
 				free(c->eps);
@@ -1001,8 +1006,8 @@ int efc_get(efc_client *c, const void *key, uint32_t klen, int serializable, uin
 	return rv;
 }
 
-int efc_delete(efc_client *c, const void *key, uint32_t klen, const void *range_end,
-	       uint32_t rlen, int64_t *deleted)
+int efc_delete(efc_client *c, const void *key, uint32_t klen, const void *range_end, uint32_t rlen,
+	       int64_t *deleted)
 {
 	ef_arena *a = ef_arena_new();
 	if (!a)

@@ -35,9 +35,9 @@
 typedef struct efc_client efc_client;
 
 typedef struct efc_opts {
-	const char *endpoints;   /* comma-separated: "tcp://127.0.0.1:2379,tcp://..." */
-	int dial_timeout_ms;     /* per connection attempt; default 2000 */
-	int command_timeout_ms;  /* whole request incl. retries; default 5000 */
+	const char *endpoints;  /* comma-separated: "tcp://127.0.0.1:2379,tcp://..." */
+	int dial_timeout_ms;    /* per connection attempt; default 2000 */
+	int command_timeout_ms; /* whole request incl. retries; default 5000 */
 } efc_opts;
 
 /* Connects lazily: efc_open only validates the endpoint list (EF_E_INVALID
@@ -94,7 +94,7 @@ int efc_put(efc_client *c, const void *key, uint32_t klen, const void *val, uint
  * is malloc'ed (caller frees); *kv_out may be NULL. */
 int efc_get(efc_client *c, const void *key, uint32_t klen, int serializable, uint8_t **val,
 	    uint32_t *vlen, ef_kv *kv_out);
-int efc_delete(efc_client *c, const void *key, uint32_t klen, const void *range_end,
-	       uint32_t rlen, int64_t *deleted);
+int efc_delete(efc_client *c, const void *key, uint32_t klen, const void *range_end, uint32_t rlen,
+	       int64_t *deleted);
 
 #endif

@@ -13,10 +13,9 @@ struct ef_error_info {
 	const char *msg;
 };
 
-static const struct ef_error_info table[EF_E__COUNT] = {
-	[EF_OK] = {"EF_OK", 0, 0, "success"},
+static const struct ef_error_info table[EF_E__COUNT] = {[EF_OK] = {"EF_OK", 0, 0, "success"},
 #define EF_X_INFO(name, grpc, errn, msg) [name] = {#name, grpc, errn, msg},
-	EF_ERROR_TABLE(EF_X_INFO)
+							EF_ERROR_TABLE(EF_X_INFO)
 #undef EF_X_INFO
 };
 

@@ -45,7 +45,7 @@ struct arena_chunk {
 
 struct ef_arena {
 	struct arena_chunk *head; /* chunk allocations come from; older chunks follow */
-	size_t next_cap;          /* size of the next regular chunk (doubles up to ARENA_MAX_CHUNK) */
+	size_t next_cap; /* size of the next regular chunk (doubles up to ARENA_MAX_CHUNK) */
 };
 
 static struct arena_chunk *chunk_new(size_t cap)
@@ -878,8 +878,8 @@ enum {
 	MIN_I64 = 8,
 	MIN_KV = 4 + 4 + 5 * 8,
 	MIN_CMP = 1 + 1 + 4 + 4 + 8 + 4,
-	MIN_OP = 1 + (4 + 4 + 1),     /* type + smallest request (DELETE) */
-	MIN_OP_RESP = 1 + 1,          /* type + PUT response without prev_kv */
+	MIN_OP = 1 + (4 + 4 + 1), /* type + smallest request (DELETE) */
+	MIN_OP_RESP = 1 + 1,      /* type + PUT response without prev_kv */
 	MIN_EVENT = 1 + MIN_KV + 1,
 	MIN_MEMBER = 8 + 4 + 4 + 4 + 1,
 };
@@ -1657,8 +1657,7 @@ static int copy_body(ef_arena *a, ef_msg *m)
 	case EF_MSG_WATCH_RESP: {
 		ef_watch_resp *w = &m->u.watch_resp;
 
-		if (c_buf(a, &w->cancel_reason) ||
-		    C_ARRAY(a, w->events, w->n_events))
+		if (c_buf(a, &w->cancel_reason) || C_ARRAY(a, w->events, w->n_events))
 			return 1;
 		for (uint32_t i = 0; i < w->n_events && w->events; i++)
 			if (c_kv(a, &w->events[i].kv) || c_opt_kv(a, &w->events[i].prev_kv))

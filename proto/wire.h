@@ -41,7 +41,7 @@
 /* Default limits, as etcd's. */
 #define EF_DEFAULT_MAX_REQUEST_BYTES (1536u * 1024u) /* --max-request-bytes */
 #define EF_DEFAULT_MAX_TXN_OPS 128
-#define EF_MAX_KEY_BYTES 500          /* LMDB keeps keys below 511 bytes */
+#define EF_MAX_KEY_BYTES 500 /* LMDB keeps keys below 511 bytes */
 #define EF_MAX_RESPONSE_BYTES (512u * 1024u * 1024u)
 
 /* ------------------------------------------------------------------ */
@@ -121,7 +121,11 @@ typedef struct ef_kv {
 	int64_t mod_time_ns; /* wall clock (ns since epoch) when mod_revision was proposed */
 } ef_kv;
 
-enum ef_sort_order { EF_SORT_NONE = 0, EF_SORT_ASCEND = 1, EF_SORT_DESCEND = 2 };
+enum ef_sort_order {
+	EF_SORT_NONE = 0,
+	EF_SORT_ASCEND = 1,
+	EF_SORT_DESCEND = 2
+};
 enum ef_sort_target {
 	EF_SORT_KEY = 0,
 	EF_SORT_VERSION = 1,
@@ -171,7 +175,12 @@ typedef struct ef_delete_resp {
 	uint32_t n_prev_kvs;
 } ef_delete_resp;
 
-enum ef_cmp_result { EF_CMP_EQUAL = 0, EF_CMP_GREATER = 1, EF_CMP_LESS = 2, EF_CMP_NOT_EQUAL = 3 };
+enum ef_cmp_result {
+	EF_CMP_EQUAL = 0,
+	EF_CMP_GREATER = 1,
+	EF_CMP_LESS = 2,
+	EF_CMP_NOT_EQUAL = 3
+};
 enum ef_cmp_target {
 	EF_CMP_VERSION = 0,
 	EF_CMP_CREATE = 1,
@@ -182,12 +191,17 @@ enum ef_cmp_target {
 
 typedef struct ef_compare {
 	uint8_t result, target;
-	ef_buf key, range_end; /* range_end as in ef_range_req: every key in range must satisfy it */
-	int64_t number;        /* for VERSION, CREATE, MOD, LEASE */
-	ef_buf value;          /* for VALUE */
+	ef_buf key,
+		range_end; /* range_end as in ef_range_req: every key in range must satisfy it */
+	int64_t number;    /* for VERSION, CREATE, MOD, LEASE */
+	ef_buf value;      /* for VALUE */
 } ef_compare;
 
-enum ef_op_type { EF_OP_RANGE = 1, EF_OP_PUT = 2, EF_OP_DELETE = 3 };
+enum ef_op_type {
+	EF_OP_RANGE = 1,
+	EF_OP_PUT = 2,
+	EF_OP_DELETE = 3
+};
 
 typedef struct ef_op {
 	uint8_t type; /* enum ef_op_type */
@@ -237,9 +251,9 @@ typedef struct ef_status_resp {
 } ef_status_resp;
 
 typedef struct ef_lease_req { /* GRANT, REVOKE, KEEPALIVE, TTL */
-	int64_t id;  /* 0 in GRANT = let the server choose */
-	int64_t ttl; /* GRANT only, seconds */
-	uint8_t keys; /* TTL only: also return the attached keys */
+	int64_t id;           /* 0 in GRANT = let the server choose */
+	int64_t ttl;          /* GRANT only, seconds */
+	uint8_t keys;         /* TTL only: also return the attached keys */
 } ef_lease_req;
 
 typedef struct ef_lease_resp {
@@ -264,7 +278,10 @@ typedef struct ef_watch_cancel_req {
 	int64_t watch_id;
 } ef_watch_cancel_req;
 
-enum ef_event_type { EF_EVENT_PUT = 0, EF_EVENT_DELETE = 1 };
+enum ef_event_type {
+	EF_EVENT_PUT = 0,
+	EF_EVENT_DELETE = 1
+};
 
 typedef struct ef_event {
 	uint8_t type;   /* enum ef_event_type */
@@ -332,7 +349,8 @@ enum ef_msg_type {
 	EF_MSG_LEASE_LIST = 11,
 	EF_MSG_WATCH_CREATE = 12,
 	EF_MSG_WATCH_CANCEL = 13,
-	EF_MSG_WATCH_PROGRESS = 14, /* ask for a progress notification on every watch of the connection */
+	EF_MSG_WATCH_PROGRESS =
+		14, /* ask for a progress notification on every watch of the connection */
 	EF_MSG_MEMBER_LIST = 15,
 	EF_MSG_MOVE_LEADER = 16,
 	EF_MSG__LAST_REQ = 16,
@@ -356,8 +374,8 @@ enum ef_msg_type {
 };
 
 typedef struct ef_msg {
-	uint8_t type;  /* enum ef_msg_type */
-	uint64_t id;   /* request id */
+	uint8_t type;       /* enum ef_msg_type */
+	uint64_t id;        /* request id */
 	ef_resp_header hdr; /* responses only (encoded for every type >= 0x80 but ERROR) */
 	union {
 		ef_range_req range;

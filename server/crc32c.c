@@ -37,7 +37,8 @@ static void crc_init(void)
 	}
 	for (uint32_t b = 0; b < 256; b++)
 		for (int k = 1; k < 8; k++)
-			crc_tab[k][b] = (crc_tab[k - 1][b] >> 8) ^ crc_tab[0][crc_tab[k - 1][b] & 0xff];
+			crc_tab[k][b] =
+				(crc_tab[k - 1][b] >> 8) ^ crc_tab[0][crc_tab[k - 1][b] & 0xff];
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_cpu_init();
 	crc_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;

@@ -245,7 +245,8 @@ static void jw_strval(ef_wbuf *b, const uint8_t *p, size_t n)
 		} else if (c == '\n') {
 			put_lit(b, "\\n");
 		} else {
-			uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
+			uint8_t e[6] = {
+				'\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
 
 			ef_wbuf_put(b, e, 6);
 		}
@@ -518,14 +519,14 @@ int gw_http_status(int grpc_code)
 		return 200;
 	case 1: /* Canceled */
 		return 408;
-	case 3: /* InvalidArgument */
+	case 3:  /* InvalidArgument */
 	case 11: /* OutOfRange */
 		return 400;
 	case 4: /* DeadlineExceeded */
 		return 504;
 	case 5: /* NotFound */
 		return 404;
-	case 6: /* AlreadyExists */
+	case 6:  /* AlreadyExists */
 	case 10: /* Aborted */
 		return 409;
 	case 7: /* PermissionDenied */
@@ -653,7 +654,8 @@ static int get_i64(struct dctx *d, json_t *o, const char *name, int64_t *out)
 		double x = json_real_value(v);
 
 		if (x != (double)(int64_t)x || x >= 9.3e18 || x <= -9.3e18)
-			return fail(d, "json: cannot unmarshal number %g into Go value of type int64",
+			return fail(d,
+				    "json: cannot unmarshal number %g into Go value of type int64",
 				    x);
 		*out = (int64_t)x;
 		return 0;
@@ -707,7 +709,8 @@ static int get_enum(struct dctx *d, json_t *o, const char *name, const char *con
 		json_int_t x = json_integer_value(v);
 
 		if (x < 0 || x >= n)
-			return fail(d, "unknown value %" JSON_INTEGER_FORMAT " for enum %s", x, type);
+			return fail(d, "unknown value %" JSON_INTEGER_FORMAT " for enum %s", x,
+				    type);
 		*out = (uint8_t)x;
 		return 0;
 	}
@@ -760,8 +763,10 @@ static int dec_range(struct dctx *d, json_t *o, ef_range_req *r)
 {
 	int rc;
 
-	if ((rc = get_bytes(d, o, "key", &r->key)) || (rc = get_bytes(d, o, "range_end", &r->range_end)) ||
-	    (rc = get_i64(d, o, "limit", &r->limit)) || (rc = get_i64(d, o, "revision", &r->revision)) ||
+	if ((rc = get_bytes(d, o, "key", &r->key)) ||
+	    (rc = get_bytes(d, o, "range_end", &r->range_end)) ||
+	    (rc = get_i64(d, o, "limit", &r->limit)) ||
+	    (rc = get_i64(d, o, "revision", &r->revision)) ||
 	    (rc = get_enum(d, o, "sort_order", sort_order_names, 3,
 			   "etcdserverpb.RangeRequest_SortOrder", &r->sort_order)) ||
 	    (rc = get_enum(d, o, "sort_target", sort_target_names, 5,
@@ -782,7 +787,8 @@ static int dec_put(struct dctx *d, json_t *o, ef_put_req *r)
 	int rc;
 
 	if ((rc = get_bytes(d, o, "key", &r->key)) || (rc = get_bytes(d, o, "value", &r->value)) ||
-	    (rc = get_i64(d, o, "lease", &r->lease)) || (rc = get_bool(d, o, "prev_kv", &r->prev_kv)) ||
+	    (rc = get_i64(d, o, "lease", &r->lease)) ||
+	    (rc = get_bool(d, o, "prev_kv", &r->prev_kv)) ||
 	    (rc = get_bool(d, o, "ignore_value", &r->ignore_value)) ||
 	    (rc = get_bool(d, o, "ignore_lease", &r->ignore_lease)))
 		return rc;
@@ -805,13 +811,15 @@ static int dec_compare(struct dctx *d, json_t *o, ef_compare *c)
 	int rc;
 
 	if (!json_is_object(o))
-		return fail(d, "json: cannot unmarshal %s into Go value of type etcdserverpb.Compare",
+		return fail(d,
+			    "json: cannot unmarshal %s into Go value of type etcdserverpb.Compare",
 			    jkind(o));
-	if ((rc = get_enum(d, o, "result", cmp_result_names, 4, "etcdserverpb.Compare_CompareResult",
-			   &c->result)) ||
-	    (rc = get_enum(d, o, "target", cmp_target_names, 5, "etcdserverpb.Compare_CompareTarget",
-			   &c->target)) ||
-	    (rc = get_bytes(d, o, "key", &c->key)) || (rc = get_bytes(d, o, "range_end", &c->range_end)))
+	if ((rc = get_enum(d, o, "result", cmp_result_names, 4,
+			   "etcdserverpb.Compare_CompareResult", &c->result)) ||
+	    (rc = get_enum(d, o, "target", cmp_target_names, 5,
+			   "etcdserverpb.Compare_CompareTarget", &c->target)) ||
+	    (rc = get_bytes(d, o, "key", &c->key)) ||
+	    (rc = get_bytes(d, o, "range_end", &c->range_end)))
 		return rc;
 	switch (c->target) {
 	case EF_CMP_VERSION:
@@ -833,8 +841,9 @@ static int dec_op(struct dctx *d, json_t *o, ef_op *op)
 	int rc;
 
 	if (!json_is_object(o))
-		return fail(d, "json: cannot unmarshal %s into Go value of type etcdserverpb.RequestOp",
-			    jkind(o));
+		return fail(
+			d, "json: cannot unmarshal %s into Go value of type etcdserverpb.RequestOp",
+			jkind(o));
 	if ((rc = get_obj(d, o, "request_range", "etcdserverpb.RangeRequest", &v)))
 		return rc;
 	if (v) {
@@ -905,13 +914,15 @@ static int dec_watch_create(struct dctx *d, json_t *o, ef_watch_create_req *w)
 	size_t n;
 	int rc;
 
-	if ((rc = get_bytes(d, o, "key", &w->key)) || (rc = get_bytes(d, o, "range_end", &w->range_end)) ||
+	if ((rc = get_bytes(d, o, "key", &w->key)) ||
+	    (rc = get_bytes(d, o, "range_end", &w->range_end)) ||
 	    (rc = get_i64(d, o, "start_revision", &w->start_revision)) ||
 	    (rc = get_bool(d, o, "progress_notify", &w->progress_notify)) ||
 	    (rc = get_bool(d, o, "prev_kv", &w->prev_kv)) ||
 	    (rc = get_i64(d, o, "watch_id", &w->watch_id)) ||
 	    (rc = get_bool(d, o, "fragment", &w->fragment)) ||
-	    (rc = get_array(d, o, "filters", "[]etcdserverpb.WatchCreateRequest_FilterType", &arr, &n)))
+	    (rc = get_array(d, o, "filters", "[]etcdserverpb.WatchCreateRequest_FilterType", &arr,
+			    &n)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		json_t *wrap = json_pack("{sO}", "f", json_array_get(arr, i));
@@ -919,8 +930,8 @@ static int dec_watch_create(struct dctx *d, json_t *o, ef_watch_create_req *w)
 
 		if (!wrap)
 			return EF_E_NOMEM;
-		rc = get_enum(d, wrap, "f", filter_names, 2, "etcdserverpb.WatchCreateRequest_FilterType",
-			      &f);
+		rc = get_enum(d, wrap, "f", filter_names, 2,
+			      "etcdserverpb.WatchCreateRequest_FilterType", &f);
 		json_decref(wrap);
 		if (rc)
 			return rc;
@@ -987,7 +998,8 @@ static int parse_object(struct dctx *d, const char *p, size_t n, const char *typ
 		return fail(d, "%s", je.text);
 	}
 	if (!json_is_object(root)) {
-		rc = fail(d, "json: cannot unmarshal %s into Go value of type %s", jkind(root), type);
+		rc = fail(d, "json: cannot unmarshal %s into Go value of type %s", jkind(root),
+			  type);
 		json_decref(root);
 		return rc;
 	}
@@ -997,8 +1009,8 @@ static int parse_object(struct dctx *d, const char *p, size_t n, const char *typ
 	return 0;
 }
 
-int gw_decode_request(int method, const void *body, size_t len, ef_arena *a, ef_msg *req,
-		      char *err, size_t errlen)
+int gw_decode_request(int method, const void *body, size_t len, ef_arena *a, ef_msg *req, char *err,
+		      size_t errlen)
 {
 	struct dctx d = {a, err, errlen};
 	json_t *o = NULL;
@@ -1065,8 +1077,8 @@ int gw_decode_watch_request(const void *body, size_t len, size_t *used, ef_arena
 	*used = len;
 	if (only_space(body, len))
 		return fail(&d, "unexpected EOF");
-	if ((rc = parse_object(&d, body, len, "etcdserverpb.WatchRequest", JSON_DISABLE_EOF_CHECK, &o,
-			       &n)))
+	if ((rc = parse_object(&d, body, len, "etcdserverpb.WatchRequest", JSON_DISABLE_EOF_CHECK,
+			       &o, &n)))
 		return rc;
 	while (n < len && (p[n] == ' ' || p[n] == '\t' || p[n] == '\r' || p[n] == '\n'))
 		n++;
@@ -1174,7 +1186,14 @@ struct http_req {
 };
 
 /* Labels of the request metrics: the GW_* methods, then these. */
-enum { L_HEALTH = GW__COUNT, L_READYZ, L_LIVEZ, L_METRICS, L_OTHER, L__COUNT };
+enum {
+	L_HEALTH = GW__COUNT,
+	L_READYZ,
+	L_LIVEZ,
+	L_METRICS,
+	L_OTHER,
+	L__COUNT
+};
 static const char *const label_names[L__COUNT] = {
 	[GW_RANGE] = "range",
 	[GW_PUT] = "put",
@@ -1195,23 +1214,23 @@ static const char *const label_names[L__COUNT] = {
 	[L_METRICS] = "metrics",
 	[L_OTHER] = "other",
 };
-static const int status_codes[] = {200, 400, 403, 404, 405, 408, 409, 411, 412, 413,
-				   429, 431, 500, 501, 503, 504, 505};
+static const int status_codes[] = {200, 400, 403, 404, 405, 408, 409, 411, 412,
+				   413, 429, 431, 500, 501, 503, 504, 505};
 #define N_STATUS (sizeof(status_codes) / sizeof(status_codes[0]))
 
 static struct {
 	node *n;
-	int nl;                      /* listeners */
+	int nl; /* listeners */
 	int lfd[MAX_LISTENERS], lport[MAX_LISTENERS];
 	pthread_t acc[MAX_LISTENERS];
 	pthread_mutex_t mu;
-	pthread_cond_t cv;           /* signalled when nconns drops */
-	struct conn *conns;          /* guarded by mu */
-	int nconns;                  /* guarded by mu; invariant: <= max_conns */
+	pthread_cond_t cv;  /* signalled when nconns drops */
+	struct conn *conns; /* guarded by mu */
+	int nconns;         /* guarded by mu; invariant: <= max_conns */
 	atomic_int stopping;
 	int running;
 	size_t max_request_bytes;
-	size_t max_body;             /* 2 * max_request_bytes + 64 KiB */
+	size_t max_body; /* 2 * max_request_bytes + 64 KiB */
 	int max_conns;
 	metric *m_dur[L__COUNT];
 	_Atomic(metric *) m_req[L__COUNT][N_STATUS];
@@ -1246,7 +1265,8 @@ static void count_request(int label, int status, double seconds)
 		snprintf(labels, sizeof(labels), "method=\"%s\",code=\"%d\"", label_names[label],
 			 status_codes[k]);
 		m = metrics_counter("etcfs_http_requests_total",
-				    "HTTP/JSON gateway requests by method and HTTP status.", labels);
+				    "HTTP/JSON gateway requests by method and HTTP status.",
+				    labels);
 		atomic_store_explicit(&gw.m_req[label][k], m, memory_order_release);
 	}
 	metrics_inc(m);
@@ -1528,9 +1548,10 @@ static int read_request(struct conn *c, struct http_req *r)
 			have_clen = 1;
 		} else if (strcasecmp(line, "Transfer-Encoding") == 0) {
 			if (strcasecmp(val, "identity") != 0) {
-				send_error(c, 3, 411,
-					   "chunked request bodies are not supported: send Content-Length",
-					   1);
+				send_error(
+					c, 3, 411,
+					"chunked request bodies are not supported: send Content-Length",
+					1);
 				return -1;
 			}
 		} else if (strcasecmp(line, "Connection") == 0) {
@@ -1793,10 +1814,11 @@ static int handle_watch(struct conn *c, const char *body, size_t len)
 	while (off < len && !only_space(body + off, len - off)) {
 		if (nreq == WATCH_MAX_REQUESTS)
 			return send_error(c, 3, 0, "too many requests in one watch body", 1);
-		rc = gw_decode_watch_request(body + off, len - off, &used, c->arena, &reqs[nreq], err,
-					     sizeof(err));
+		rc = gw_decode_watch_request(body + off, len - off, &used, c->arena, &reqs[nreq],
+					     err, sizeof(err));
 		if (rc)
-			return send_error(c, ef_grpc_code(rc), 0, err[0] ? err : ef_strerror(rc), 1);
+			return send_error(c, ef_grpc_code(rc), 0, err[0] ? err : ef_strerror(rc),
+					  1);
 		off += used;
 		nreq++;
 	}
@@ -1982,8 +2004,9 @@ static void *conn_main(void *arg)
 
 static void reject(int fd)
 {
-	static const char body[] = "{\"error\":\"too many connections to this member\","
-				   "\"message\":\"too many connections to this member\",\"code\":14}";
+	static const char body[] =
+		"{\"error\":\"too many connections to this member\","
+		"\"message\":\"too many connections to this member\",\"code\":14}";
 	char msg[512];
 	int n;
 
@@ -2013,7 +2036,8 @@ static void *accept_main(void *arg)
 		if (fd < 0) {
 			if (atomic_load(&gw.stopping))
 				break;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
 				usleep(10000);
 			continue;
 		}
@@ -2166,12 +2190,13 @@ static void register_metrics(void)
 
 		snprintf(labels, sizeof(labels), "method=\"%s\"", label_names[i]);
 		gw.m_dur[i] = metrics_histogram("etcfs_http_request_duration_seconds",
-						"HTTP/JSON gateway request latency by method.", labels,
-						0.0001, 2, 18);
+						"HTTP/JSON gateway request latency by method.",
+						labels, 0.0001, 2, 18);
 	}
 	gw.m_conns = metrics_gauge("etcfs_http_connections", "Open HTTP gateway connections.", "");
-	gw.m_rejected = metrics_counter("etcfs_http_connections_rejected_total",
-					"HTTP connections refused because the cap was reached.", "");
+	gw.m_rejected =
+		metrics_counter("etcfs_http_connections_rejected_total",
+				"HTTP connections refused because the cap was reached.", "");
 	gw.m_timeouts = metrics_counter("etcfs_http_timeouts_total",
 					"HTTP connections closed because a read timed out.", "");
 	gw.m_watch_streams =
@@ -2201,7 +2226,8 @@ int gateway_start(node *n, const char *urls, char *err, size_t errlen)
 		len = comma ? (size_t)(comma - p) : strlen(p);
 		if (len) {
 			if (gw.nl == MAX_LISTENERS) {
-				snprintf(err, errlen, "listen-http-urls: at most %d URLs", MAX_LISTENERS);
+				snprintf(err, errlen, "listen-http-urls: at most %d URLs",
+					 MAX_LISTENERS);
 				rc = EF_E_INVALID;
 				goto fail;
 			}

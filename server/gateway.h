@@ -66,8 +66,8 @@ int gw_route(const char *path);
  * arrays are allocated in a.  An empty body is an empty request, as in etcd.
  * Returns 0, or EF_E_INVALID with a message (etcd's wording where cheap) in
  * err.  Request-level validation (empty key, ...) is left to node_call(). */
-int gw_decode_request(int method, const void *body, size_t len, ef_arena *a, ef_msg *req,
-		      char *err, size_t errlen);
+int gw_decode_request(int method, const void *body, size_t len, ef_arena *a, ef_msg *req, char *err,
+		      size_t errlen);
 /* Decode the first of the concatenated JSON objects of a /v3/watch body:
  * {"create_request":{...}}, {"cancel_request":{"watch_id":N}} or
  * {"progress_request":{}}.  *used = bytes consumed (trailing whitespace

@@ -5,7 +5,12 @@
 #ifndef EF_LOG_H
 #define EF_LOG_H
 
-enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+enum log_level {
+	LOG_DEBUG = 0,
+	LOG_INFO = 1,
+	LOG_WARN = 2,
+	LOG_ERROR = 3
+};
 extern int log_min_level;
 /* "debug", "info", "warn", "error"; returns -1 for anything else. */
 int log_parse_level(const char *s);

@@ -63,7 +63,9 @@ static int parse_u64(const char *flag, const char *v, uint64_t *out)
 	errno = 0;
 	unsigned long long x = strtoull(v, &end, 10);
 	if (errno || end == v || *end || v[0] == '-') {
-		fprintf(stderr, "etcfsd: invalid value \"%s\" for flag %s: want a non-negative integer\n", v, flag);
+		fprintf(stderr,
+			"etcfsd: invalid value \"%s\" for flag %s: want a non-negative integer\n",
+			v, flag);
 		return -1;
 	}
 	*out = x;
@@ -116,12 +118,12 @@ int main(int argc, char **argv)
 			val = argv[++i];
 		}
 		uint64_t u = 0;
-#define NUMFLAG(name, field)                               \
-	if (strcmp(flag, name) == 0) {                     \
-		if (parse_u64(flag, val, &u) != 0)         \
-			return 2;                          \
-		field = u;                                 \
-		continue;                                  \
+#define NUMFLAG(name, field)                       \
+	if (strcmp(flag, name) == 0) {             \
+		if (parse_u64(flag, val, &u) != 0) \
+			return 2;                  \
+		field = u;                         \
+		continue;                          \
 	}
 		NUMFLAG("--heartbeat-interval", o.nc.heartbeat_ms)
 		NUMFLAG("--election-timeout", o.nc.election_ms)
@@ -153,7 +155,9 @@ int main(int argc, char **argv)
 			o.nc.initial_cluster_token = val;
 		else if (strcmp(flag, "--log-level") == 0) {
 			if ((log_min_level = log_parse_level(val)) < 0) {
-				fprintf(stderr, "etcfsd: invalid --log-level \"%s\" (debug, info, warn, error)\n", val);
+				fprintf(stderr,
+					"etcfsd: invalid --log-level \"%s\" (debug, info, warn, error)\n",
+					val);
 				return 2;
 			}
 		} else {
@@ -166,11 +170,14 @@ int main(int argc, char **argv)
 	else if (strcmp(state, "existing") == 0)
 		o.nc.cluster_state_new = 0;
 	else {
-		fprintf(stderr, "etcfsd: invalid --initial-cluster-state \"%s\" (new or existing)\n", state);
+		fprintf(stderr,
+			"etcfsd: invalid --initial-cluster-state \"%s\" (new or existing)\n",
+			state);
 		return 2;
 	}
 	if (o.nc.heartbeat_ms <= 0 || o.nc.election_ms < 2 * o.nc.heartbeat_ms) {
-		fprintf(stderr, "etcfsd: --election-timeout must be at least twice --heartbeat-interval\n");
+		fprintf(stderr,
+			"etcfsd: --election-timeout must be at least twice --heartbeat-interval\n");
 		return 2;
 	}
 	if (o.nc.max_request_bytes < 64 || o.nc.max_txn_ops < 1) {
@@ -185,8 +192,9 @@ int main(int argc, char **argv)
 	if (!o.nc.advertise_client_urls)
 		o.nc.advertise_client_urls = o.listen_client;
 	if (!o.nc.initial_cluster) {
-		const char *pu = adv_peer ? adv_peer : o.nc.listen_peer_urls ? o.nc.listen_peer_urls
-									      : "tcp://127.0.0.1:2380";
+		const char *pu = adv_peer                ? adv_peer
+				 : o.nc.listen_peer_urls ? o.nc.listen_peer_urls
+							 : "tcp://127.0.0.1:2380";
 		snprintf(cluster, sizeof cluster, "%s=%.*s", o.nc.name, (int)strcspn(pu, ","), pu);
 		o.nc.initial_cluster = cluster;
 	}

@@ -321,8 +321,8 @@ static void *reader_main(void *arg)
 		if (rv != 0) {
 			char msg[160];
 			snprintf(msg, sizeof msg, "%s (closing connection)", ef_strerror(rv));
-			reply_error(c, ef_get_be64(hdr + 8), rv == EF_E_TOO_LARGE ? EF_E_REQUEST_TOO_LARGE : rv,
-				    msg);
+			reply_error(c, ef_get_be64(hdr + 8),
+				    rv == EF_E_TOO_LARGE ? EF_E_REQUEST_TOO_LARGE : rv, msg);
 			/* let the writer flush the error before closing */
 			for (int i = 0; i < 100; i++) {
 				pthread_mutex_lock(&c->mu);
@@ -414,12 +414,14 @@ int net_start(node *n, const char *urls, size_t max_request_bytes, char *err, si
 			snprintf(url, sizeof url, "%s", u);
 		nng_stream_listener *l;
 		int rv = nng_stream_listener_alloc(&l, url);
-		if (rv == 0) /* nng streams default to Nagle: answers would wait 40 ms behind a watch event */
+		if (rv ==
+		    0) /* nng streams default to Nagle: answers would wait 40 ms behind a watch event */
 			nng_stream_listener_set_bool(l, NNG_OPT_TCP_NODELAY, true);
 		if (rv == 0)
 			rv = nng_stream_listener_listen(l);
 		if (rv != 0) {
-			snprintf(err, errlen, "cannot listen on client url %s: %s", url, nng_strerror(rv));
+			snprintf(err, errlen, "cannot listen on client url %s: %s", url,
+				 nng_strerror(rv));
 			free(copy);
 			return EF_E_INVALID;
 		}

@@ -67,7 +67,10 @@
 #define SNAP_CHUNK (1u << 20)
 #define MAX_MEMBERS RAFT_MAX_VOTERS
 
-enum payload_kind { PAYLOAD_REQUEST = 1, PAYLOAD_MEMBER_ATTR = 2 };
+enum payload_kind {
+	PAYLOAD_REQUEST = 1,
+	PAYLOAD_MEMBER_ATTR = 2
+};
 #define PAYLOAD_HDR 25 /* kind u8, origin u64, waiter u64, time_ns i64 */
 
 /* ------------------------------------------------------------------ */
@@ -79,7 +82,11 @@ struct member {
 	char client_urls[512]; /* published through Raft; "" until then */
 };
 
-enum waiter_state { W_WAITING = 0, W_CLAIMED, W_DONE };
+enum waiter_state {
+	W_WAITING = 0,
+	W_CLAIMED,
+	W_DONE
+};
 
 /* A client request waiting for the loop.  Lives on the caller's stack;
  * registered in the waiter table under n->mu.  Once the loop CLAIMS it
@@ -88,15 +95,21 @@ enum waiter_state { W_WAITING = 0, W_CLAIMED, W_DONE };
 struct waiter {
 	uint64_t id;
 	int state;
-	int err;           /* for reads: 0 = go ahead and read; else EF_E_* */
-	int proposed;      /* writes: handed to Raft (else still held: not applied) */
+	int err;      /* for reads: 0 = go ahead and read; else EF_E_* */
+	int proposed; /* writes: handed to Raft (else still held: not applied) */
 	ef_msg *resp;
 	ef_arena *a;
 	pthread_cond_t cv;
 	struct waiter *next;
 };
 
-enum ev_kind { EV_PROPOSE = 1, EV_READ, EV_PEER, EV_SNAP_STATUS, EV_TRANSFER };
+enum ev_kind {
+	EV_PROPOSE = 1,
+	EV_READ,
+	EV_PEER,
+	EV_SNAP_STATUS,
+	EV_TRANSFER
+};
 
 struct ev {
 	int kind;
@@ -110,8 +123,8 @@ struct ev {
 };
 
 struct read_batch {
-	uint64_t ctx;       /* 0 = none in flight */
-	uint64_t index;     /* 0 until raft answered */
+	uint64_t ctx;   /* 0 = none in flight */
+	uint64_t index; /* 0 until raft answered */
 	int64_t issued_ms;
 	uint64_t *waiters;
 	size_t n, cap;
@@ -138,13 +151,13 @@ struct node {
 	watchhub *hub;
 
 	pthread_t loop;
-	pthread_mutex_t mu;       /* inbox, waiters, read batches, status fields */
+	pthread_mutex_t mu; /* inbox, waiters, read batches, status fields */
 	pthread_cond_t cv;
 	struct ev *in_head, *in_tail;
 	int stopping;
 	int inflight; /* node_call()s running */
 
-	struct waiter *wt[1024];  /* waiter hash table */
+	struct waiter *wt[1024]; /* waiter hash table */
 	uint64_t next_waiter;
 
 	struct read_batch cur, next; /* reads: in flight, gathering */
@@ -369,7 +382,8 @@ static int parse_cluster(node *n, const char *spec, char *err, size_t errlen)
 		if (strcmp(n->members[i].name, n->cfg.name) == 0)
 			n->id = n->members[i].id;
 	if (!n->id) {
-		snprintf(err, errlen, "--initial-cluster has no member named '%s' (--name)", n->cfg.name);
+		snprintf(err, errlen, "--initial-cluster has no member named '%s' (--name)",
+			 n->cfg.name);
 		return EF_E_INVALID;
 	}
 	return 0;
@@ -385,8 +399,9 @@ static void load_member_attrs(node *n)
 		snprintf(key, sizeof key, "member/%016" PRIx64, n->members[i].id);
 		ef_buf v;
 		if (store_meta_get(n->st, key, &v, a) == 0) {
-			size_t len = v.n < sizeof n->members[i].client_urls - 1 ? v.n
-										: sizeof n->members[i].client_urls - 1;
+			size_t len = v.n < sizeof n->members[i].client_urls - 1
+					     ? v.n
+					     : sizeof n->members[i].client_urls - 1;
 			pthread_mutex_lock(&n->mu);
 			memcpy(n->members[i].client_urls, v.p, len);
 			n->members[i].client_urls[len] = 0;
@@ -489,7 +504,8 @@ static void leases_reconcile(node *n, int64_t now)
 		int have = lease_find(n, ls[j].id) != NULL;
 		pthread_mutex_unlock(&n->lease_mu);
 		if (!have) {
-			log_debug("lease %016" PRIx64 " was not tracked: tracking it", (uint64_t)ls[j].id);
+			log_debug("lease %016" PRIx64 " was not tracked: tracking it",
+				  (uint64_t)ls[j].id);
 			lease_set(n, ls[j].id, ls[j].ttl, now);
 		}
 	}
@@ -540,7 +556,8 @@ static uint8_t *make_payload(node *n, int kind, uint64_t waiter, const ef_msg *r
 			b.err = EF_E_NOMEM;
 	} else {
 		struct member *m = member_by_id(n, n->id);
-		ef_wbuf_bytes(&b, n->cfg.advertise_client_urls, (uint32_t)strlen(n->cfg.advertise_client_urls));
+		ef_wbuf_bytes(&b, n->cfg.advertise_client_urls,
+			      (uint32_t)strlen(n->cfg.advertise_client_urls));
 		(void)m;
 	}
 	if (b.err) {
@@ -652,7 +669,8 @@ static void *snap_send_main(void *arg)
 				ef_be64(buf + 24, total);
 				ef_be64(buf + 32, (uint64_t)k);
 				buf[40] = off + (uint64_t)k >= total;
-				if (peer_send_wait(n->peers, s->to, PEER_SNAP_CHUNK, buf, 41 + (size_t)k, 5000) != 0) {
+				if (peer_send_wait(n->peers, s->to, PEER_SNAP_CHUNK, buf,
+						   41 + (size_t)k, 5000) != 0) {
 					failed = 1;
 					break;
 				}
@@ -756,7 +774,8 @@ static void snap_chunk(node *n, const uint8_t *p, size_t len)
 		fsync(recv_snap.fd);
 		close(recv_snap.fd);
 		recv_snap.fd = -1;
-		snprintf(fin, sizeof fin, "%s/%016" PRIx64 "-%016" PRIx64 ".snap", sdir, term, index);
+		snprintf(fin, sizeof fin, "%s/%016" PRIx64 "-%016" PRIx64 ".snap", sdir, term,
+			 index);
 		rename(tmp, fin);
 		int dfd = open(sdir, O_RDONLY | O_DIRECTORY);
 		if (dfd >= 0) {
@@ -909,7 +928,9 @@ static void apply_committed(node *n, raft_entry *ents, size_t cnt)
 				store_meta_put(n->st, key, rb.p, l);
 				struct member *m = member_by_id(n, origin);
 				if (m) {
-					size_t k = l < sizeof m->client_urls - 1 ? l : sizeof m->client_urls - 1;
+					size_t k = l < sizeof m->client_urls - 1
+							   ? l
+							   : sizeof m->client_urls - 1;
 					pthread_mutex_lock(&n->mu);
 					memcpy(m->client_urls, rb.p, k);
 					m->client_urls[k] = 0;
@@ -935,15 +956,15 @@ static void apply_committed(node *n, raft_entry *ents, size_t cnt)
 		ef_arena *a = w ? w->a : n->scratch;
 		ef_msg req, scratch_resp;
 		ef_msg *resp = w ? w->resp : &scratch_resp;
-		int rv = ef_decode_body(p[PAYLOAD_HDR], p + PAYLOAD_HDR + 1, e->len - PAYLOAD_HDR - 1, n->scratch,
-					&req);
+		int rv = ef_decode_body(p[PAYLOAD_HDR], p + PAYLOAD_HDR + 1,
+					e->len - PAYLOAD_HDR - 1, n->scratch, &req);
 		if (rv != 0) {
 			set_error(resp, a, EF_E_CORRUPT, "undecodable log entry");
 		} else {
 			rv = store_apply(n->st, tns, &req, resp, a, &ev);
 			if (rv != 0) {
-				log_error("store_apply failed at index %" PRIu64 ": %s: stopping", e->index,
-					  ef_strerror(rv));
+				log_error("store_apply failed at index %" PRIu64 ": %s: stopping",
+					  e->index, ef_strerror(rv));
 				abort();
 			}
 			if (resp->type == EF_MSG_LEASE_GRANT_RESP && n->role == RAFT_LEADER)
@@ -954,7 +975,8 @@ static void apply_committed(node *n, raft_entry *ents, size_t cnt)
 				metrics_inc(n->m_proposals_failed);
 				if (!wid)
 					log_warn("internal %s at index %" PRIu64 " failed: %.*s",
-						 ef_msg_type_name(req.type), e->index, (int)resp->u.error.message.n,
+						 ef_msg_type_name(req.type), e->index,
+						 (int)resp->u.error.message.n,
 						 (const char *)resp->u.error.message.p);
 			}
 		}
@@ -987,8 +1009,8 @@ static void apply_committed(node *n, raft_entry *ents, size_t cnt)
 	n->applied_index = last;
 	for (size_t j = 0; j < n_done; j++) {
 		if (done[j]->resp->type != EF_MSG_ERROR || !done[j]->resp->hdr.revision)
-			done[j]->resp->hdr.revision = done[j]->resp->hdr.revision ? done[j]->resp->hdr.revision
-										    : rev;
+			done[j]->resp->hdr.revision =
+				done[j]->resp->hdr.revision ? done[j]->resp->hdr.revision : rev;
 		done[j]->state = W_DONE;
 		pthread_cond_signal(&done[j]->cv);
 	}
@@ -1028,7 +1050,8 @@ static void handle_ready(node *n)
 			n->leader_changes += rd.leader != RAFT_NONE;
 			if (rd.leader != RAFT_NONE)
 				metrics_inc(n->m_leader_changes);
-			log_info("leader is now %016" PRIx64 " (term %" PRIu64 ")", rd.leader, raft_term(n->r));
+			log_info("leader is now %016" PRIx64 " (term %" PRIu64 ")", rd.leader,
+				 raft_term(n->r));
 		}
 		n->leader = rd.leader;
 		n->role = rd.role;
@@ -1078,7 +1101,8 @@ static void handle_ready(node *n)
 	if (need_sync) {
 		int64_t t0 = clock_mono_ns();
 		if (wal_sync(n->w) != 0) {
-			log_error("WAL fsync failed: stopping (acknowledging anything now could lose it)");
+			log_error(
+				"WAL fsync failed: stopping (acknowledging anything now could lose it)");
 			abort();
 		}
 		metrics_observe(n->m_wal_fsync, (double)(clock_mono_ns() - t0) / 1e9);
@@ -1155,8 +1179,8 @@ static void *loop_main(void *arg)
 	int64_t next_tick = clock_mono_ms() + n->cfg.heartbeat_ms;
 	for (;;) {
 		pthread_mutex_lock(&n->mu);
-		while (!n->in_head && !n->stopping && clock_mono_ms() < next_tick && !raft_has_ready(n->r) &&
-		       !(n->next.n && !n->cur.ctx)) {
+		while (!n->in_head && !n->stopping && clock_mono_ms() < next_tick &&
+		       !raft_has_ready(n->r) && !(n->next.n && !n->cur.ctx)) {
 			struct timespec ts = {next_tick / 1000, (next_tick % 1000) * 1000000};
 			pthread_cond_timedwait(&n->cv, &n->mu, &ts);
 		}
@@ -1217,7 +1241,8 @@ static void *loop_main(void *arg)
 		uint64_t applied = store_applied_index(n->st);
 		/* (After a restart the store can be ahead of the commit index the
 		 * WAL recorded until the leader tells us more: wait for that.) */
-		if (n->cfg.snapshot_count && applied >= n->last_snap_index + n->cfg.snapshot_count &&
+		if (n->cfg.snapshot_count &&
+		    applied >= n->last_snap_index + n->cfg.snapshot_count &&
 		    applied <= raft_commit_index(n->r))
 			if (take_snapshot(n, applied) != 0)
 				log_warn("snapshot at %" PRIu64 " failed", applied);
@@ -1415,7 +1440,8 @@ static int forward(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a, int64_
 		if (idx >= 0 && urls[0]) {
 			pthread_mutex_lock(&n->fwd_mu);
 			if (!n->fwd[idx]) {
-				efc_opts o = {.endpoints = urls, .dial_timeout_ms = n->cfg.election_ms,
+				efc_opts o = {.endpoints = urls,
+					      .dial_timeout_ms = n->cfg.election_ms,
 					      .command_timeout_ms = 2 * n->cfg.election_ms};
 				if (efc_open(&o, &n->fwd[idx], NULL, 0) != 0)
 					n->fwd[idx] = NULL;
@@ -1426,8 +1452,9 @@ static int forward(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a, int64_
 				rv = efc_call(c, req, resp, a);
 				if (rv == 0)
 					return 0;
-				if (resp->type == EF_MSG_ERROR && rv != EF_E_NO_LEADER && rv != EF_E_STOPPING &&
-				    rv != EF_E_TIMEOUT && rv != EF_E_NOT_LEADER)
+				if (resp->type == EF_MSG_ERROR && rv != EF_E_NO_LEADER &&
+				    rv != EF_E_STOPPING && rv != EF_E_TIMEOUT &&
+				    rv != EF_E_NOT_LEADER)
 					return rv; /* the leader's definitive answer */
 			}
 		}
@@ -1466,7 +1493,8 @@ static int lease_ttl(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a)
 	store_lease sl;
 	ef_buf *keys = NULL;
 	uint32_t nk = 0;
-	int rv = store_lease_get(n->st, req->u.lease.id, &sl, req->u.lease.keys ? &keys : NULL, &nk, a);
+	int rv = store_lease_get(n->st, req->u.lease.id, &sl, req->u.lease.keys ? &keys : NULL, &nk,
+				 a);
 	memset(resp, 0, sizeof *resp);
 	resp->type = EF_MSG_LEASE_TTL_RESP;
 	resp->u.lease_resp.id = req->u.lease.id;
@@ -1521,11 +1549,13 @@ static int member_list(node *n, ef_msg *resp, ef_arena *a)
 	for (int i = 0; i < n->n_members; i++) {
 		struct member *m = &n->members[i];
 		ms[i].id = m->id;
-		ms[i].name = (ef_buf){ef_arena_dup(a, m->name, strlen(m->name)), (uint32_t)strlen(m->name)};
+		ms[i].name = (ef_buf){ef_arena_dup(a, m->name, strlen(m->name)),
+				      (uint32_t)strlen(m->name)};
 		ms[i].peer_urls = ef_arena_alloc(a, sizeof(ef_buf));
 		if (ms[i].peer_urls) {
-			ms[i].peer_urls[0] = (ef_buf){ef_arena_dup(a, m->peer_url, strlen(m->peer_url)),
-						      (uint32_t)strlen(m->peer_url)};
+			ms[i].peer_urls[0] =
+				(ef_buf){ef_arena_dup(a, m->peer_url, strlen(m->peer_url)),
+					 (uint32_t)strlen(m->peer_url)};
 			ms[i].n_peer_urls = 1;
 		}
 		/* client urls: comma list -> array */
@@ -1542,7 +1572,8 @@ static int member_list(node *n, ef_msg *resp, ef_arena *a)
 			for (uint32_t j = 0; j < cnt; j++) {
 				const char *e = strchr(s, ',');
 				size_t len = e ? (size_t)(e - s) : strlen(s);
-				ms[i].client_urls[j] = (ef_buf){ef_arena_dup(a, s, len), (uint32_t)len};
+				ms[i].client_urls[j] =
+					(ef_buf){ef_arena_dup(a, s, len), (uint32_t)len};
 				s = e ? e + 1 : s + len;
 			}
 			ms[i].n_client_urls = cnt;
@@ -1789,37 +1820,46 @@ static int64_t m_revision(void *ud)
 
 static void register_metrics(node *n)
 {
-	n->m_proposals_committed = metrics_counter("etcd_server_proposals_committed_total",
-						   "The total number of consensus proposals committed.", "");
-	n->m_proposals_applied = metrics_counter("etcd_server_proposals_applied_total",
-						 "The total number of consensus proposals applied.", "");
+	n->m_proposals_committed =
+		metrics_counter("etcd_server_proposals_committed_total",
+				"The total number of consensus proposals committed.", "");
+	n->m_proposals_applied =
+		metrics_counter("etcd_server_proposals_applied_total",
+				"The total number of consensus proposals applied.", "");
 	n->m_proposals_failed = metrics_counter("etcd_server_proposals_failed_total",
 						"The total number of failed proposals seen.", "");
-	n->m_proposals_pending = metrics_gauge("etcd_server_proposals_pending",
-					       "The current number of pending proposals to commit.", "");
+	n->m_proposals_pending =
+		metrics_gauge("etcd_server_proposals_pending",
+			      "The current number of pending proposals to commit.", "");
 	n->m_leader_changes = metrics_counter("etcd_server_leader_changes_seen_total",
 					      "The number of leader changes seen.", "");
-	n->m_has_leader = metrics_gauge("etcd_server_has_leader",
-					"Whether or not a leader exists. 1 is existence, 0 is not.", "");
-	n->m_is_leader = metrics_gauge("etcd_server_is_leader",
-				       "Whether or not this member is a leader. 1 if is, 0 otherwise.", "");
+	n->m_has_leader =
+		metrics_gauge("etcd_server_has_leader",
+			      "Whether or not a leader exists. 1 is existence, 0 is not.", "");
+	n->m_is_leader =
+		metrics_gauge("etcd_server_is_leader",
+			      "Whether or not this member is a leader. 1 if is, 0 otherwise.", "");
 	n->m_term = metrics_gauge("etcfs_server_raft_term", "The current Raft term.", "");
 	n->m_wal_fsync = metrics_histogram("etcd_disk_wal_fsync_duration_seconds",
-					   "The latency distributions of fsync called by WAL.", "", 0.001, 2, 14);
-	n->m_backend_commit = metrics_histogram("etcd_disk_backend_commit_duration_seconds",
-						"The latency distributions of commit called by backend.", "",
-						0.001, 2, 14);
-	n->m_snap_sent = metrics_counter("etcd_network_snapshot_send_success", "Total number of successful snapshot sends", "");
+					   "The latency distributions of fsync called by WAL.", "",
+					   0.001, 2, 14);
+	n->m_backend_commit = metrics_histogram(
+		"etcd_disk_backend_commit_duration_seconds",
+		"The latency distributions of commit called by backend.", "", 0.001, 2, 14);
+	n->m_snap_sent = metrics_counter("etcd_network_snapshot_send_success",
+					 "Total number of successful snapshot sends", "");
 	n->m_snap_recv = metrics_counter("etcd_network_snapshot_receive_success",
 					 "Total number of successful snapshot receives", "");
-	metrics_gauge_fn("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database in bytes.", "",
-			 m_db_size, n);
+	metrics_gauge_fn("etcd_mvcc_db_total_size_in_bytes",
+			 "Total size of the underlying database in bytes.", "", m_db_size, n);
 	metrics_gauge_fn("etcd_debugging_mvcc_keys_total", "Total number of keys.", "", m_keys, n);
-	metrics_gauge_fn("etcd_debugging_mvcc_watcher_total", "Total number of watchers.", "", m_watchers, n);
-	metrics_gauge_fn("etcfs_server_leases", "Number of leases the leader tracks.", "", m_leases, n);
+	metrics_gauge_fn("etcd_debugging_mvcc_watcher_total", "Total number of watchers.", "",
+			 m_watchers, n);
+	metrics_gauge_fn("etcfs_server_leases", "Number of leases the leader tracks.", "", m_leases,
+			 n);
 	metrics_gauge_fn("etcfs_server_applied_index", "The applied Raft index.", "", m_applied, n);
-	metrics_gauge_fn("etcd_debugging_mvcc_current_revision", "The current revision of store.", "",
-			 m_revision, n);
+	metrics_gauge_fn("etcd_debugging_mvcc_current_revision", "The current revision of store.",
+			 "", m_revision, n);
 }
 
 int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
@@ -1868,7 +1908,8 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 			pid[k > 0 ? k : 0] = 0;
 			pid[strcspn(pid, "\n")] = 0;
 		}
-		snprintf(err, errlen, "data dir %s is in use by another etcfsd (pid %s)", cfg->data_dir, pid);
+		snprintf(err, errlen, "data dir %s is in use by another etcfsd (pid %s)",
+			 cfg->data_dir, pid);
 		rv = EF_E_LOCKED;
 		goto fail;
 	}
@@ -1883,7 +1924,8 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 		rv = EF_E_IO;
 		goto fail;
 	}
-	store_opts so = {.dir = path, .quota_bytes = cfg->quota_bytes ? cfg->quota_bytes * 2 : 0,
+	store_opts so = {.dir = path,
+			 .quota_bytes = cfg->quota_bytes ? cfg->quota_bytes * 2 : 0,
 			 .max_txn_ops = n->cfg.max_txn_ops};
 	if (so.quota_bytes && so.quota_bytes < (64ull << 20))
 		so.quota_bytes = 64ull << 20;
@@ -1896,24 +1938,31 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 		goto fail;
 	/* The store must hold at least the snapshot the WAL starts from. */
 	if (rec.snap.index > store_applied_index(n->st)) {
-		log_info("store is at index %" PRIu64 ", WAL starts after snapshot %" PRIu64 ": installing it",
+		log_info("store is at index %" PRIu64 ", WAL starts after snapshot %" PRIu64
+			 ": installing it",
 			 store_applied_index(n->st), rec.snap.index);
 		n->hub = watchhub_new(n->st, hub_hdr, n);
 		if ((rv = install_snapshot(n, &rec.snap)) != 0) {
-			snprintf(err, errlen, "cannot install snapshot %" PRIu64 " from %s/snap", rec.snap.index,
-				 n->member_dir);
+			snprintf(err, errlen, "cannot install snapshot %" PRIu64 " from %s/snap",
+				 rec.snap.index, n->member_dir);
 			wal_recovered_free(&rec);
 			goto fail;
 		}
 	}
 	n->last_snap_index = rec.snap.index;
-	if (!cfg->cluster_state_new && rec.hs.term == 0 && rec.n_entries == 0 && rec.snap.index == 0)
-		log_warn("--initial-cluster-state existing with an empty data dir: joining as a new member "
-			 "of the configured cluster");
+	if (!cfg->cluster_state_new && rec.hs.term == 0 && rec.n_entries == 0 &&
+	    rec.snap.index == 0)
+		log_warn(
+			"--initial-cluster-state existing with an empty data dir: joining as a new member "
+			"of the configured cluster");
 
-	raft_config rc = {.id = n->id, .election_tick = n->cfg.election_ms / n->cfg.heartbeat_ms,
-			  .heartbeat_tick = 1, .max_inflight = 256, .max_msg_bytes = 1u << 20,
-			  .pre_vote = 1, .check_quorum = 1};
+	raft_config rc = {.id = n->id,
+			  .election_tick = n->cfg.election_ms / n->cfg.heartbeat_ms,
+			  .heartbeat_tick = 1,
+			  .max_inflight = 256,
+			  .max_msg_bytes = 1u << 20,
+			  .pre_vote = 1,
+			  .check_quorum = 1};
 	if (rc.election_tick < 2)
 		rc.election_tick = 2;
 	getrandom(&rc.seed, sizeof rc.seed, 0);
@@ -1921,7 +1970,8 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 	for (int i = 0; i < n->n_members; i++)
 		rc.voters[i] = n->members[i].id;
 	n->synced_hs = rec.hs;
-	n->r = raft_new(&rc, &rec.hs, rec.snap.index ? &rec.snap : NULL, rec.entries, rec.n_entries);
+	n->r = raft_new(&rc, &rec.hs, rec.snap.index ? &rec.snap : NULL, rec.entries,
+			rec.n_entries);
 	wal_recovered_free(&rec);
 	if (!n->r) {
 		snprintf(err, errlen, "cannot start raft");
@@ -1946,8 +1996,9 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 			snprintf(lbuf, sizeof lbuf, "tcp://%s", listen + 7);
 			listen = lbuf;
 		}
-		if ((rv = peer_start(listen, n->cluster_id, n->id, n->cfg.max_request_bytes + (4u << 20), on_peer, n,
-				     &n->peers, err, errlen)) != 0) {
+		if ((rv = peer_start(listen, n->cluster_id, n->id,
+				     n->cfg.max_request_bytes + (4u << 20), on_peer, n, &n->peers,
+				     err, errlen)) != 0) {
 			rv = EF_E_INVALID;
 			goto fail;
 		}
@@ -1961,7 +2012,8 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 		rv = EF_E_NOMEM;
 		goto fail;
 	}
-	log_info("member %016" PRIx64 " (%s) of cluster %016" PRIx64 " started, %d member(s), applied index %" PRIu64,
+	log_info("member %016" PRIx64 " (%s) of cluster %016" PRIx64
+		 " started, %d member(s), applied index %" PRIu64,
 		 n->id, n->cfg.name, n->cluster_id, n->n_members, store_applied_index(n->st));
 	*out = n;
 	return 0;

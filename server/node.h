@@ -24,14 +24,14 @@ typedef struct node_config {
 	const char *name, *data_dir;
 	const char *listen_peer_urls, *initial_advertise_peer_urls;
 	const char *advertise_client_urls;
-	const char *initial_cluster;      /* name=url,name=url ... */
+	const char *initial_cluster; /* name=url,name=url ... */
 	const char *initial_cluster_token;
-	int cluster_state_new;            /* --initial-cluster-state new|existing */
+	int cluster_state_new; /* --initial-cluster-state new|existing */
 	int heartbeat_ms, election_ms;
 	uint64_t snapshot_count;
 	uint64_t quota_bytes;
 	uint32_t max_request_bytes, max_txn_ops;
-	int request_timeout_ms;           /* how long node_call waits (default 5000) */
+	int request_timeout_ms; /* how long node_call waits (default 5000) */
 } node_config;
 
 int node_start(const node_config *cfg, node **out, char *err, size_t errlen);

@@ -61,10 +61,11 @@ static void *rx_main(void *arg)
 		uint64_t cid = ef_get_be64(p + 6), from = ef_get_be64(p + 14);
 		if (cid != t->cluster_id) {
 			if (t->foreign++ % 100 == 0)
-				log_warn("dropped a peer message from member %016llx of another cluster "
-					 "(cluster id %016llx, ours %016llx)",
-					 (unsigned long long)from, (unsigned long long)cid,
-					 (unsigned long long)t->cluster_id);
+				log_warn(
+					"dropped a peer message from member %016llx of another cluster "
+					"(cluster id %016llx, ours %016llx)",
+					(unsigned long long)from, (unsigned long long)cid,
+					(unsigned long long)t->cluster_id);
 			nng_msg_free(m);
 			continue;
 		}
@@ -95,7 +96,8 @@ int peer_start(const char *listen_urls, uint64_t cluster_id, uint64_t self_id, s
 	char *urls = strdup(listen_urls), *save = NULL;
 	for (char *u = strtok_r(urls, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
 		if ((rv = nng_listen(t->pull, u, NULL, 0)) != 0) {
-			snprintf(err, errlen, "cannot listen on peer url %s: %s", u, nng_strerror(rv));
+			snprintf(err, errlen, "cannot listen on peer url %s: %s", u,
+				 nng_strerror(rv));
 			free(urls);
 			nng_close(t->pull);
 			free(t);
@@ -121,7 +123,8 @@ int peer_add(peer_tr *t, uint64_t id, const char *url)
 	nng_socket_set_ms(p->sock, NNG_OPT_SENDTIMEO, 0);
 	int rv = nng_dial(p->sock, url, NULL, NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
-		log_error("peer %016llx: bad url %s: %s", (unsigned long long)id, url, nng_strerror(rv));
+		log_error("peer %016llx: bad url %s: %s", (unsigned long long)id, url,
+			  nng_strerror(rv));
 		nng_close(p->sock);
 		return 1;
 	}
@@ -130,8 +133,8 @@ int peer_add(peer_tr *t, uint64_t id, const char *url)
 	return 0;
 }
 
-static int send_common(peer_tr *t, uint64_t to, uint8_t kind, const void *data, size_t n,
-		       int flags, int timeout_ms)
+static int send_common(peer_tr *t, uint64_t to, uint8_t kind, const void *data, size_t n, int flags,
+		       int timeout_ms)
 {
 	struct peer *p = NULL;
 	for (int i = 0; i < t->n_peers; i++)

@@ -18,7 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum peer_kind { PEER_RAFT = 1, PEER_SNAP_CHUNK = 2 };
+enum peer_kind {
+	PEER_RAFT = 1,
+	PEER_SNAP_CHUNK = 2
+};
 
 typedef struct peer_tr peer_tr;
 /* Called on the receive thread; p is valid during the call only. */

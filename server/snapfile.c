@@ -156,9 +156,11 @@ int snapfile_write(const char *dir, const raft_snapshot_meta *m, const char *src
 		return EF_E_INVALID;
 	char sdir[4096], fin[4200], tmp[4300];
 	snprintf(sdir, sizeof(sdir), "%s/snap", dir);
-	if ((mkdir(dir, 0755) != 0 && errno != EEXIST) || (mkdir(sdir, 0755) != 0 && errno != EEXIST))
+	if ((mkdir(dir, 0755) != 0 && errno != EEXIST) ||
+	    (mkdir(sdir, 0755) != 0 && errno != EEXIST))
 		return EF_E_IO;
-	snprintf(fin, sizeof(fin), "%s/%016" PRIx64 "-%016" PRIx64 ".snap", sdir, m->term, m->index);
+	snprintf(fin, sizeof(fin), "%s/%016" PRIx64 "-%016" PRIx64 ".snap", sdir, m->term,
+		 m->index);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", fin);
 
 	int rc = EF_E_IO;

@@ -68,21 +68,24 @@
 #define STORE_MIN_HEADROOM (64ull << 20)
 #define STORE_POOL_MAX 64
 
-enum { HIST_PUT = 0, HIST_DEL = 1 };
+enum {
+	HIST_PUT = 0,
+	HIST_DEL = 1
+};
 
 struct store {
 	MDB_env *env; /* NULL only transiently inside store_snapshot_install */
 	MDB_dbi live, hist, keyrev, lease, leasekeys, meta;
 	char *dir;
-	uint64_t map_size;   /* quota_bytes + headroom for deletes and compaction */
+	uint64_t map_size; /* quota_bytes + headroom for deletes and compaction */
 	uint64_t quota_bytes;
 	uint32_t max_txn_ops;
-	pthread_rwlock_t env_lock; /* shared: any env user; exclusive: install */
-	pthread_mutex_t pool_lock; /* guards pool, pool_n */
+	pthread_rwlock_t env_lock;     /* shared: any env user; exclusive: install */
+	pthread_mutex_t pool_lock;     /* guards pool, pool_n */
 	MDB_txn *pool[STORE_POOL_MAX]; /* reset read txns of env, ready to renew */
 	uint32_t pool_n;
-	uint64_t env_gen;          /* bumped when env is reopened */
-	size_t inuse_txnid;        /* store_db_size_in_use cache (pool_lock) */
+	uint64_t env_gen;   /* bumped when env is reopened */
+	size_t inuse_txnid; /* store_db_size_in_use cache (pool_lock) */
 	uint64_t inuse_gen;
 	int64_t inuse_bytes;
 
@@ -95,7 +98,7 @@ struct store {
 	uint64_t psize;       /* LMDB page size */
 	uint64_t quota_pages; /* --quota-backend-bytes in pages; map is larger */
 	int64_t free_pages;   /* pages on the committed freelist; -1 = not counted this batch */
-	uint8_t *scratch; /* writer scratch buffer (values being rewritten) */
+	uint8_t *scratch;     /* writer scratch buffer (values being rewritten) */
 	size_t scratch_cap;
 	uint8_t *zbuf; /* writer compression buffer */
 	size_t zbuf_cap;
@@ -121,11 +124,11 @@ struct rec {
 struct wctx {
 	store *s;
 	MDB_txn *txn;
-	int64_t rev;   /* revision this request writes at (s->rev + 1) */
-	uint32_t sub;  /* events written so far; > 0 means the request changed something */
-	int dirty;     /* something was written: an error now cannot be undone */
+	int64_t rev;  /* revision this request writes at (s->rev + 1) */
+	uint32_t sub; /* events written so far; > 0 means the request changed something */
+	int dirty;    /* something was written: an error now cannot be undone */
 	int64_t time_ns;
-	ef_arena *a;   /* response arena */
+	ef_arena *a; /* response arena */
 	store_events *ev;
 };
 
@@ -410,13 +413,17 @@ static ef_event *ev_push(store_events *ev)
 /* ================================================================== */
 /* Range iteration over live (current) or keyrev+hist (historical)      */
 
-enum { RANGE_ONE, RANGE_FROM, RANGE_TO };
+enum {
+	RANGE_ONE,
+	RANGE_FROM,
+	RANGE_TO
+};
 
 struct rit {
 	store *s;
 	MDB_txn *txn;
 	MDB_cursor *c;
-	int hist;   /* 1: read the state as of revision at from history */
+	int hist; /* 1: read the state as of revision at from history */
 	int64_t at;
 	ef_buf key, end;
 	int mode, started, done;
@@ -533,7 +540,8 @@ static int rit_next(struct rit *it)
 				it->done = 1;
 				return MDB_NOTFOUND;
 			}
-			rc = mdb_cursor_get(it->c, &it->k, &d, it->hist ? MDB_NEXT_NODUP : MDB_NEXT);
+			rc = mdb_cursor_get(it->c, &it->k, &d,
+					    it->hist ? MDB_NEXT_NODUP : MDB_NEXT);
 		}
 		if (rc == MDB_NOTFOUND) {
 			it->done = 1;
@@ -986,8 +994,8 @@ static int do_put(struct wctx *c, const ef_put_req *q, ef_put_resp *out)
 		return rc;
 	if (c->ev) {
 		ef_event *e = &c->ev->ev[c->ev->n - 1];
-		struct rec nr = {HIST_PUT, flags, create, c->rev, version, lease, c->time_ns,
-				 NULL, 0, val, vn};
+		struct rec nr = {HIST_PUT,   flags, create, c->rev, version, lease,
+				 c->time_ns, NULL,  0,      val,    vn};
 
 		rc = kv_fill(c->ev->a, &e->kv, q->key.p, q->key.n, &nr, 0);
 		if (rc)
@@ -1483,7 +1491,8 @@ static int do_compact(struct wctx *c, int64_t to)
 			kk.mv_data = kb;
 			kd = hv;
 			if ((rc = mdb_cursor_get(kc, &kk, &kd, MDB_GET_BOTH)) ||
-			    (rc = mdb_cursor_del(kc, 0)) || (rc = mdb_del(c->txn, s->hist, &hv, NULL))) {
+			    (rc = mdb_cursor_del(kc, 0)) ||
+			    (rc = mdb_del(c->txn, s->hist, &hv, NULL))) {
 				rc = lmdb_code(rc);
 				break;
 			}
@@ -1687,7 +1696,7 @@ static int64_t free_page_count(store *s)
 	if (mdb_cursor_open(txn, 0, &c) == 0) {
 		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
 			if (v.mv_size >= sizeof(size_t))
-				n += (int64_t)*(size_t *)v.mv_data;
+				n += (int64_t) * (size_t *)v.mv_data;
 		mdb_cursor_close(c);
 	}
 	mdb_txn_abort(txn);
@@ -2016,7 +2025,7 @@ int64_t store_db_size_in_use(store *s)
 	if (mdb_cursor_open(txn, 0, &c) == 0) {
 		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
 			if (v.mv_size >= sizeof(size_t))
-				free_pages += (int64_t)*(size_t *)v.mv_data;
+				free_pages += (int64_t) * (size_t *)v.mv_data;
 		mdb_cursor_close(c);
 	}
 	if (free_pages > pages)

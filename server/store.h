@@ -29,9 +29,9 @@
 typedef struct store store;
 
 typedef struct store_opts {
-	const char *dir;          /* directory holding the LMDB environment */
-	uint64_t quota_bytes;     /* --quota-backend-bytes (also the map size); default 2 GiB */
-	uint32_t max_txn_ops;     /* default 128 */
+	const char *dir;      /* directory holding the LMDB environment */
+	uint64_t quota_bytes; /* --quota-backend-bytes (also the map size); default 2 GiB */
+	uint32_t max_txn_ops; /* default 128 */
 } store_opts;
 
 /* Events produced by one apply batch, for the watch hub. Arrays live in `a`. */
@@ -84,8 +84,8 @@ int store_events_since(store *s, ef_buf key, ef_buf range_end, int64_t from_rev,
 int64_t store_revision(store *s);         /* current revision */
 int64_t store_compact_revision(store *s); /* 0 if never compacted */
 uint64_t store_applied_index(store *s);
-int64_t store_db_size(store *s);          /* bytes of the data file */
-int64_t store_db_size_in_use(store *s);   /* bytes of pages in use */
+int64_t store_db_size(store *s);        /* bytes of the data file */
+int64_t store_db_size_in_use(store *s); /* bytes of pages in use */
 int64_t store_key_count(store *s);
 
 /* Leases (the host keeps deadlines in memory; the store keeps the truth). */
@@ -99,7 +99,7 @@ int store_lease_get(store *s, int64_t id, store_lease *l, ef_buf **keys, uint32_
 		    ef_arena *a);
 
 /* Cluster metadata kept in the store so that it travels in snapshots. */
-int store_meta_get(store *s, const char *name, ef_buf *val, ef_arena *a); /* EF_E_NOT_FOUND */
+int store_meta_get(store *s, const char *name, ef_buf *val, ef_arena *a);      /* EF_E_NOT_FOUND */
 int store_meta_put(store *s, const char *name, const void *val, uint32_t len); /* inside a batch */
 
 /* ---- snapshots ---- */

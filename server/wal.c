@@ -78,8 +78,8 @@ struct wal_seg {
 };
 
 struct wal {
-	char *dir;     /* DIR/wal */
-	int dirfd;     /* open on dir, flock'ed */
+	char *dir; /* DIR/wal */
+	int dirfd; /* open on dir, flock'ed */
 	uint64_t cluster_id, member_id;
 	uint64_t seg_bytes; /* roll-over size and preallocation of new segments */
 
@@ -96,8 +96,8 @@ struct wal {
 
 	raft_hard_state hs, synced_hs;        /* latest appended / latest durable */
 	raft_snapshot_meta snap, synced_snap; /* same for the snapshot marker */
-	uint64_t last_index; /* last appended entry, or snap.index if higher */
-	int err;             /* sticky EF_E_IO after a failed write or sync */
+	uint64_t last_index;                  /* last appended entry, or snap.index if higher */
+	int err;                              /* sticky EF_E_IO after a failed write or sync */
 
 	uint64_t st_fsyncs, st_fsync_ns, st_fsync_last_ns, st_bytes; /* atomics */
 	void (*observer)(void *ud, double seconds);
@@ -431,7 +431,8 @@ static int apply_record(struct rstate *st, wal *w, struct wal_seg *seg, const ch
 			seterr(err, errlen, "%s: header says sequence %" PRIu64, path, seq);
 			return EF_E_CORRUPT;
 		}
-		if ((w->cluster_id && cid != w->cluster_id) || (w->member_id && mid != w->member_id)) {
+		if ((w->cluster_id && cid != w->cluster_id) ||
+		    (w->member_id && mid != w->member_id)) {
 			seterr(err, errlen,
 			       "%s: written by cluster %016" PRIx64 " member %016" PRIx64
 			       ", expected cluster %016" PRIx64 " member %016" PRIx64,
@@ -439,7 +440,8 @@ static int apply_record(struct rstate *st, wal *w, struct wal_seg *seg, const ch
 			return EF_E_CLUSTER_MISMATCH;
 		}
 		if (st->have_ids && (cid != st->cluster_id || mid != st->member_id)) {
-			seterr(err, errlen, "%s: cluster/member id differs from older segments", path);
+			seterr(err, errlen, "%s: cluster/member id differs from older segments",
+			       path);
 			return EF_E_CLUSTER_MISMATCH;
 		}
 		st->cluster_id = cid;
@@ -583,7 +585,8 @@ static int read_segment(struct rstate *st, wal *w, struct wal_seg *seg, const ch
 			why = "missing segment header";
 			break;
 		}
-		rc = apply_record(st, w, seg, path, off, type, buf + off + REC_HDR, len, err, errlen);
+		rc = apply_record(st, w, seg, path, off, type, buf + off + REC_HDR, len, err,
+				  errlen);
 		if (rc == EF_E_MALFORMED) {
 			/* Checksum good, content not: not a torn write. */
 			seterr(err, errlen, "%s: offset %zu: malformed record of type %u", path,
@@ -731,8 +734,8 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 			rc = EF_E_CORRUPT;
 			goto fail;
 		}
-		rc = read_segment(&st, w, s, path, i + 1 == w->n_segs, &end, &hdr_end, &torn,
-				  err, errlen);
+		rc = read_segment(&st, w, s, path, i + 1 == w->n_segs, &end, &hdr_end, &torn, err,
+				  errlen);
 		if (rc)
 			goto fail;
 	}

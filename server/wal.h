@@ -113,10 +113,10 @@ void wal_set_segment_bytes(wal *w, uint64_t bytes);
 void wal_set_default_segment_bytes(uint64_t bytes);
 
 /* Statistics for the metrics endpoint; safe to read from another thread. */
-uint64_t wal_fsyncs(wal *w);           /* fdatasync calls made by wal_sync */
-uint64_t wal_fsync_ns_total(wal *w);   /* their summed latency */
-uint64_t wal_fsync_ns_last(wal *w);    /* latency of the latest one */
-uint64_t wal_bytes_written(wal *w);    /* record bytes written since open */
+uint64_t wal_fsyncs(wal *w);         /* fdatasync calls made by wal_sync */
+uint64_t wal_fsync_ns_total(wal *w); /* their summed latency */
+uint64_t wal_fsync_ns_last(wal *w);  /* latency of the latest one */
+uint64_t wal_bytes_written(wal *w);  /* record bytes written since open */
 /* Called after every fdatasync of wal_sync with its latency in seconds (e.g.
  * metrics_observe on etcd_disk_wal_fsync_duration_seconds).  Runs on the
  * thread calling wal_sync. */

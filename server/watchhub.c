@@ -82,8 +82,8 @@
 #include "log.h"
 
 #define HUB_SENDERS 4
-#define HUB_CATCHUP_CHUNK 512      /* events per store read */
-#define HUB_CATCHUP_PER_PASS 64    /* watches served between two queue drains */
+#define HUB_CATCHUP_CHUNK 512   /* events per store read */
+#define HUB_CATCHUP_PER_PASS 64 /* watches served between two queue drains */
 #define HUB_QUEUE_MAX_BYTES (64u << 20)
 #define HUB_DEFAULT_PROGRESS_MS (10u * 60u * 1000u)
 #define HUB_DEFAULT_OUTBOX 4096u
@@ -97,7 +97,11 @@
 #define REASON_EMPTY_RANGE "mvcc: watcher range is empty"
 #define REASON_NOT_EXIST "mvcc: watcher does not exist"
 
-enum wstate { W_SYNCED = 1, W_UNSYNCED = 2, W_GONE = 3 };
+enum wstate {
+	W_SYNCED = 1,
+	W_UNSYNCED = 2,
+	W_GONE = 3
+};
 
 struct kentry;
 
@@ -106,14 +110,14 @@ struct hub_watch {
 	int64_t id;
 	uint64_t req_id; /* id of the WATCH_CREATE request: every answer carries it */
 	uint8_t *key, *end;
-	uint32_t klen, elen; /* elen 0: single key */
+	uint32_t klen, elen;       /* elen 0: single key */
 	uint8_t is_range, end_inf; /* end_inf: range_end "\0" (every key >= key) */
 	uint8_t prev_kv, no_put, no_delete, progress_notify;
 	/* First revision not given yet.  SYNCED implies next_rev > deliv_rev
 	 * at the time it joined; matching skips events below it. */
 	int64_t next_rev;
-	int state;      /* enum wstate */
-	int catching;   /* the hub thread reads the store for it, unlocked: do not free */
+	int state;           /* enum wstate */
+	int catching;        /* the hub thread reads the store for it, unlocked: do not free */
 	int sent_since_tick; /* events queued since the last progress tick */
 	struct hub_watch *sprev, *snext; /* stream's watches */
 	/* SYNCED: exact-key chain of `ke`, or the range list.  UNSYNCED: hub's
@@ -150,8 +154,8 @@ struct hub_stream {
 	int in_ready;
 	struct hub_stream *rprev, *rnext; /* ready list */
 	int closing, free_on_return;
-	int dead;          /* watches cancelled as too slow; cleared once the outbox drains */
-	uint32_t failures; /* consecutive callback failures */
+	int dead;            /* watches cancelled as too slow; cleared once the outbox drains */
+	uint32_t failures;   /* consecutive callback failures */
 	int64_t retry_at_ms; /* 0: not backing off */
 	struct hub_stream *prev, *next; /* hub's streams */
 };
@@ -164,7 +168,10 @@ struct kentry {
 	uint8_t key[];
 };
 
-enum qkind { Q_BATCH = 1, Q_MARKER = 2 };
+enum qkind {
+	Q_BATCH = 1,
+	Q_MARKER = 2
+};
 
 struct qitem {
 	struct qitem *next;
@@ -593,7 +600,8 @@ static void make_synced(watchhub *h, struct hub_watch *w)
 
 static int cmp_range_start(const void *a, const void *b)
 {
-	const struct hub_watch *x = *(struct hub_watch *const *)a, *y = *(struct hub_watch *const *)b;
+	const struct hub_watch *x = *(struct hub_watch *const *)a,
+			       *y = *(struct hub_watch *const *)b;
 
 	return keycmp(x->key, x->klen, y->key, y->klen);
 }
@@ -683,8 +691,7 @@ static struct hub_watch *stream_find(hub_stream *s, int64_t id)
 static void watch_cancel(watchhub *h, struct hub_watch *w, int64_t compact_rev, const char *reason)
 {
 	hub_stream *s = w->s;
-	struct omsg *m =
-		omsg_ctl(NULL, w->req_id, w->id, 0, 1, compact_rev, reason, h->deliv_rev);
+	struct omsg *m = omsg_ctl(NULL, w->req_id, w->id, 0, 1, compact_rev, reason, h->deliv_rev);
 
 	watch_remove(h, w);
 	out_push(s, m);
@@ -753,8 +760,8 @@ static void match_batch(watchhub *h, const struct qitem *q)
 	for (uint32_t i = 0; i < q->n; i++) {
 		const ef_event *e = &q->ev[i];
 		if (h->nentries) {
-			struct kentry *ke =
-				ktable_find(h, e->kv.key.p, e->kv.key.n, key_hash(e->kv.key.p, e->kv.key.n));
+			struct kentry *ke = ktable_find(h, e->kv.key.p, e->kv.key.n,
+							key_hash(e->kv.key.p, e->kv.key.n));
 			for (struct hub_watch *w = ke ? ke->head : NULL; w; w = w->next)
 				consider(h, w, e, i);
 		}
@@ -764,7 +771,8 @@ static void match_batch(watchhub *h, const struct qitem *q)
 	for (struct hub_watch *w = h->touched; w; w = w->tnext) {
 		hub_stream *s = w->s;
 		if (w->pend_lost_rev) {
-			int64_t r = w->pend_n ? q->ev[w->pend[0]].kv.mod_revision : w->pend_lost_rev;
+			int64_t r =
+				w->pend_n ? q->ev[w->pend[0]].kv.mod_revision : w->pend_lost_rev;
 			make_unsynced(h, w, r < w->pend_lost_rev ? r : w->pend_lost_rev);
 			continue;
 		}
@@ -831,7 +839,8 @@ static int catchup_pass(watchhub *h, ef_arena *a)
 		}
 		int64_t from = w->next_rev;
 		ef_buf key = {w->key, w->klen}, end = {w->end, w->elen};
-		uint32_t max = h->outbox_max < HUB_CATCHUP_CHUNK ? h->outbox_max : HUB_CATCHUP_CHUNK;
+		uint32_t max =
+			h->outbox_max < HUB_CATCHUP_CHUNK ? h->outbox_max : HUB_CATCHUP_CHUNK;
 		int want_prev = w->prev_kv;
 		pthread_mutex_unlock(&h->mu);
 
@@ -840,7 +849,8 @@ static int catchup_pass(watchhub *h, ef_arena *a)
 		store_events se = {.a = a};
 		int64_t nxt = 0;
 		int64_t c0 = store_revision(h->st);
-		int rc = store_events_since(h->st, key, end, from, max ? max : 1, want_prev, &se, &nxt);
+		int rc = store_events_since(h->st, key, end, from, max ? max : 1, want_prev, &se,
+					    &nxt);
 		int64_t compact = rc == EF_E_COMPACTED ? store_compact_revision(h->st) : 0;
 
 		pthread_mutex_lock(&h->mu);
@@ -921,7 +931,8 @@ static void progress_tick(watchhub *h)
 				continue;
 			if (w->state == W_SYNCED && !w->sent_since_tick &&
 			    s->out_events < h->outbox_max)
-				out_push(s, omsg_ctl(w, w->req_id, w->id, 0, 0, 0, NULL, h->deliv_rev));
+				out_push(s, omsg_ctl(w, w->req_id, w->id, 0, 0, 0, NULL,
+						     h->deliv_rev));
 			w->sent_since_tick = 0;
 		}
 	}
@@ -1224,12 +1235,14 @@ static int watch_create(watchhub *h, hub_stream *s, const ef_msg *req)
 		return 0;
 	}
 	if (c->watch_id < 0) {
-		out_push(s, omsg_ctl(NULL, req->id, c->watch_id, 1, 1, 0, "etcfs: invalid watch id", cur));
+		out_push(s, omsg_ctl(NULL, req->id, c->watch_id, 1, 1, 0, "etcfs: invalid watch id",
+				     cur));
 		return 0;
 	}
 	if (c->watch_id != 0) {
 		if (stream_find(s, c->watch_id)) {
-			out_push(s, omsg_ctl(NULL, req->id, c->watch_id, 1, 1, 0, REASON_DUP_ID, cur));
+			out_push(s,
+				 omsg_ctl(NULL, req->id, c->watch_id, 1, 1, 0, REASON_DUP_ID, cur));
 			return 0;
 		}
 		id = c->watch_id;
@@ -1434,9 +1447,10 @@ void watchhub_publish(watchhub *h, const store_events *ev, int64_t revision)
 		h->overflows++;
 		int64_t now = clock_mono_ms();
 		if (now - h->overflow_log_ms >= 10000) { /* at most one line per 10 s */
-			log_warn("watch hub: event queue overflow (%llu times) up to revision %lld: "
-				 "watches catch up from the store",
-				 (unsigned long long)h->overflows, (long long)revision);
+			log_warn(
+				"watch hub: event queue overflow (%llu times) up to revision %lld: "
+				"watches catch up from the store",
+				(unsigned long long)h->overflows, (long long)revision);
 			h->overflow_log_ms = now;
 			h->overflows = 0;
 		}

@@ -129,8 +129,7 @@ static int rlog_reserve(raft_log *l, size_t n)
 }
 
 /* Append with an already reference-counted payload (the log takes a ref). */
-static int rlog_append_shared(raft_log *l, uint64_t term, uint8_t type, uint8_t *data,
-			     uint32_t len)
+static int rlog_append_shared(raft_log *l, uint64_t term, uint8_t type, uint8_t *data, uint32_t len)
 {
 	raft_entry *e;
 
@@ -185,7 +184,7 @@ void rlog_commit_to(raft_log *l, uint64_t i)
 }
 
 int rlog_maybe_append(raft_log *l, uint64_t prev, uint64_t prev_term, uint64_t commit,
-		     const raft_entry *ents, size_t n, uint64_t *last_new)
+		      const raft_entry *ents, size_t n, uint64_t *last_new)
 {
 	size_t k;
 	uint64_t lastnew = prev + n;

@@ -176,7 +176,7 @@ raft *raft_new(const raft_config *cfg, const raft_hard_state *hs, const raft_sna
 		    entries[i].term < rlog_last_term(&r->log))
 			goto fail;
 		if (rlog_append(&r->log, entries[i].term, entries[i].type, entries[i].data,
-			       entries[i].len))
+				entries[i].len))
 			goto fail;
 	}
 	r->log.stable = rlog_last_index(&r->log);
@@ -466,9 +466,9 @@ int raft_step(raft *r, const raft_msg *m)
 			 * under the lease) learns our term from this response. */
 			raft_send(r, RAFT_MSG_APP_RESP, m->from);
 		} else if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) {
-			raft_msg *o = raft_send(r, m->type == RAFT_MSG_PREVOTE ?
-						       RAFT_MSG_PREVOTE_RESP :
-						       RAFT_MSG_VOTE_RESP,
+			raft_msg *o = raft_send(r,
+						m->type == RAFT_MSG_PREVOTE ? RAFT_MSG_PREVOTE_RESP
+									    : RAFT_MSG_VOTE_RESP,
 						m->from);
 			if (o)
 				o->reject = 1;
@@ -720,8 +720,8 @@ int raft_has_ready(raft *r)
 	raft_hard_state hs = hard_state(r);
 
 	return r->bcast_pending || r->lead != r->prev_lead || r->role != r->prev_role ||
-	       !hs_equal(&hs, &r->prev_hs) ||
-	       r->pending_snap || rlog_last_index(&r->log) > r->log.stable || r->n_msgs ||
+	       !hs_equal(&hs, &r->prev_hs) || r->pending_snap ||
+	       rlog_last_index(&r->log) > r->log.stable || r->n_msgs ||
 	       r->log.committed > r->log.applied || r->n_reads || r->n_failed;
 }
 
@@ -812,8 +812,8 @@ void raft_get_ready(raft *r, raft_ready *rd)
 		rd->snapshot = &r->rd_snap;
 	}
 
-	r->rd_entries = copy_entries(&r->log, r->log.stable + 1, rlog_last_index(&r->log),
-				     &rd->n_entries);
+	r->rd_entries =
+		copy_entries(&r->log, r->log.stable + 1, rlog_last_index(&r->log), &rd->n_entries);
 	rd->entries = r->rd_entries;
 
 	/* Committed entries to apply, bounded per ready. */

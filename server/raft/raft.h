@@ -55,7 +55,12 @@
 
 #define RAFT_NONE 0 /* no node / no vote / no leader */
 
-enum raft_role { RAFT_FOLLOWER = 0, RAFT_PRE_CANDIDATE, RAFT_CANDIDATE, RAFT_LEADER };
+enum raft_role {
+	RAFT_FOLLOWER = 0,
+	RAFT_PRE_CANDIDATE,
+	RAFT_CANDIDATE,
+	RAFT_LEADER
+};
 
 enum raft_entry_type {
 	RAFT_ENTRY_NORMAL = 0, /* data is the host's command */
@@ -81,12 +86,12 @@ typedef struct raft_snapshot_meta {
 } raft_snapshot_meta;
 
 enum raft_msg_type {
-	RAFT_MSG_APP = 1,        /* index,log_term = the entry before entries[0]; commit */
-	RAFT_MSG_APP_RESP,       /* index = last matching index; reject + reject_hint */
-	RAFT_MSG_VOTE,           /* index,log_term = candidate's last entry; context "T" = leader
+	RAFT_MSG_APP = 1,   /* index,log_term = the entry before entries[0]; commit */
+	RAFT_MSG_APP_RESP,  /* index = last matching index; reject + reject_hint */
+	RAFT_MSG_VOTE,      /* index,log_term = candidate's last entry; context "T" = leader
 				  * transfer (voters ignore their leader lease for it) */
-	RAFT_MSG_VOTE_RESP,      /* reject */
-	RAFT_MSG_PREVOTE,        /* term = the term the sender would campaign in */
+	RAFT_MSG_VOTE_RESP, /* reject */
+	RAFT_MSG_PREVOTE,   /* term = the term the sender would campaign in */
 	RAFT_MSG_PREVOTE_RESP,
 	RAFT_MSG_HEARTBEAT,      /* commit (min of follower match and leader commit); context */
 	RAFT_MSG_HEARTBEAT_RESP, /* context echoed (ReadIndex confirmation) */
@@ -148,12 +153,12 @@ typedef struct raft_config {
 	uint64_t id;
 	uint64_t voters[RAFT_MAX_VOTERS]; /* every member including id */
 	uint32_t n_voters;
-	int election_tick;  /* e.g. 10 */
-	int heartbeat_tick; /* e.g. 1 */
-	uint32_t max_inflight;   /* appends in flight per follower, e.g. 256 */
-	uint32_t max_msg_bytes;  /* entry bytes per MSG_APP, e.g. 1 MiB */
+	int election_tick;          /* e.g. 10 */
+	int heartbeat_tick;         /* e.g. 1 */
+	uint32_t max_inflight;      /* appends in flight per follower, e.g. 256 */
+	uint32_t max_msg_bytes;     /* entry bytes per MSG_APP, e.g. 1 MiB */
 	int pre_vote, check_quorum; /* both on in etcfsd */
-	uint64_t seed;           /* randomness for election timeouts */
+	uint64_t seed;              /* randomness for election timeouts */
 } raft_config;
 
 typedef struct raft raft;
@@ -162,8 +167,8 @@ typedef struct raft raft;
 enum raft_err {
 	RAFT_OK = 0,
 	RAFT_E_NOMEM = 1,
-	RAFT_E_NOT_LEADER = 2,   /* proposal dropped: no leader known */
-	RAFT_E_BUSY = 3,         /* leader transfer in progress */
+	RAFT_E_NOT_LEADER = 2, /* proposal dropped: no leader known */
+	RAFT_E_BUSY = 3,       /* leader transfer in progress */
 	RAFT_E_INVALID = 4,
 	RAFT_E_COMPACTED = 5
 };

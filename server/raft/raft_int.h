@@ -64,7 +64,7 @@ void rlog_truncate_from(raft_log *l, uint64_t i);
 /* Follower side of AppendEntries (thesis 3.5, Figure 3.1 receiver rules 2-5):
  * returns the last new index, or 0 when prev does not match. */
 int rlog_maybe_append(raft_log *l, uint64_t prev, uint64_t prev_term, uint64_t commit,
-		     const raft_entry *ents, size_t n, uint64_t *last_new);
+		      const raft_entry *ents, size_t n, uint64_t *last_new);
 void rlog_commit_to(raft_log *l, uint64_t i);
 /* Is (term, index) at least as up to date as our log (thesis 3.6.1)? */
 bool rlog_is_up_to_date(const raft_log *l, uint64_t index, uint64_t term);
@@ -78,7 +78,11 @@ void rlog_restore(raft_log *l, uint64_t index, uint64_t term);
 /* ------------------------------------------------------------------ */
 /* progress.c: the leader's view of one follower (etcd tracker design).  */
 
-enum pr_state { PR_PROBE = 0, PR_REPLICATE, PR_SNAPSHOT };
+enum pr_state {
+	PR_PROBE = 0,
+	PR_REPLICATE,
+	PR_SNAPSHOT
+};
 
 typedef struct inflights {
 	/* Ring of the last indexes of the MSG_APPs in flight, oldest first. */

@@ -282,7 +282,7 @@ void repl_handle_append(raft *r, const raft_msg *m)
 		return;
 	}
 	rc = rlog_maybe_append(&r->log, m->index, m->log_term, m->commit, m->entries, m->n_entries,
-			      &last_new);
+			       &last_new);
 	if (rc < 0)
 		return; /* out of memory: the leader will retry */
 	o = raft_send(r, RAFT_MSG_APP_RESP, m->from);

@@ -196,7 +196,8 @@ static int wire_members_eq(const ef_member_list_resp *a, const ef_member_list_re
 
 		if (x->id != y->id || !wire_buf_eq(x->name, y->name) ||
 		    !wire_bufs_eq(x->peer_urls, x->n_peer_urls, y->peer_urls, y->n_peer_urls) ||
-		    !wire_bufs_eq(x->client_urls, x->n_client_urls, y->client_urls, y->n_client_urls) ||
+		    !wire_bufs_eq(x->client_urls, x->n_client_urls, y->client_urls,
+				  y->n_client_urls) ||
 		    x->is_learner != y->is_learner)
 			return 0;
 	}

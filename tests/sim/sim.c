@@ -211,11 +211,11 @@ typedef struct {
 static node g_n[MAXN];
 static packet *g_net;
 static size_t g_net_n, g_net_cap;
-static bool g_cut[MAXN][MAXN]; /* g_cut[a][b]: a cannot reach b */
+static bool g_cut[MAXN][MAXN];       /* g_cut[a][b]: a cannot reach b */
 static unsigned g_drop_pm, g_dup_pm; /* per mille */
 static int g_max_delay;
 static unsigned g_fault_pm; /* crash and partition rate */
-static bool g_healed; /* liveness phase: no more faults */
+static bool g_healed;       /* liveness phase: no more faults */
 static uint64_t g_cmd_seq, g_read_seq;
 static pending_read *g_reads;
 static size_t g_reads_n, g_reads_cap;
@@ -586,9 +586,9 @@ static void restart(int i)
 
 static const char *msg_name(uint8_t t)
 {
-	static const char *n[] = {"?",         "APP",     "APP_RESP",  "VOTE",      "VOTE_RESP",
-				  "PREVOTE",   "PV_RESP", "HB",        "HB_RESP",   "SNAP",
-				  "PROP",      "READIDX", "READIDX_R", "TIMEOUT_NOW", "TRANSFER"};
+	static const char *n[] = {"?",       "APP",     "APP_RESP",  "VOTE",        "VOTE_RESP",
+				  "PREVOTE", "PV_RESP", "HB",        "HB_RESP",     "SNAP",
+				  "PROP",    "READIDX", "READIDX_R", "TIMEOUT_NOW", "TRANSFER"};
 	return t < sizeof(n) / sizeof(n[0]) ? n[t] : "?";
 }
 
@@ -615,8 +615,8 @@ static void deliver(size_t pi, bool keep_copy)
 			raft_report_snapshot(g_n[p.from].r, (uint64_t)p.to + 1, 1);
 		goto out;
 	}
-	trace("deliver %s %d->%d t%llu idx %llu lt %llu c %llu n %u%s", msg_name(m.type), p.from + 1,
-	      p.to + 1, (unsigned long long)m.term, (unsigned long long)m.index,
+	trace("deliver %s %d->%d t%llu idx %llu lt %llu c %llu n %u%s", msg_name(m.type),
+	      p.from + 1, p.to + 1, (unsigned long long)m.term, (unsigned long long)m.index,
 	      (unsigned long long)m.log_term, (unsigned long long)m.commit, m.n_entries,
 	      m.reject ? " REJECT" : "");
 	raft_step(g_n[p.to].r, &m);
@@ -875,8 +875,8 @@ static bool run_seed(uint64_t seed, int nodes, long steps)
 	g_fault_pm = (unsigned)rn(8);
 	for (int i = 0; i < g_nodes; i++)
 		restart(i);
-	trace("seed %llu: %d nodes, drop %u/1000, dup %u/1000, delay <= %d", (unsigned long long)seed,
-	      nodes, g_drop_pm, g_dup_pm, g_max_delay);
+	trace("seed %llu: %d nodes, drop %u/1000, dup %u/1000, delay <= %d",
+	      (unsigned long long)seed, nodes, g_drop_pm, g_dup_pm, g_max_delay);
 	for (g_step = 1; g_step <= steps && !g_fail[0]; g_step++) {
 		unsigned a = (unsigned)rn(1000);
 		int i = (int)rn((uint64_t)g_nodes);
@@ -1007,7 +1007,8 @@ int main(int argc, char **argv)
 				snprintf(extra, sizeof(extra), " --steps %ld", steps);
 			printf("FAIL raft_sim seed %llu: %s (step %ld, %d nodes)\n",
 			       (unsigned long long)s, g_fail, g_step, nodes);
-			printf("replay: bin/tests/raft_sim --seed %llu%s%s -v\n", (unsigned long long)s,
+			printf("replay: bin/tests/raft_sim --seed %llu%s%s -v\n",
+			       (unsigned long long)s,
 			       fixed_nodes ? (fixed_nodes == 3 ? " --nodes 3" : " --nodes 5") : "",
 			       extra);
 			reset_world();

@@ -17,7 +17,12 @@
 #include "../../proto/streamio.h"
 #include "test.h"
 
-enum mode { M_OK, M_CLOSE_AFTER_READ, M_SILENT, M_NOLEADER_ONCE };
+enum mode {
+	M_OK,
+	M_CLOSE_AFTER_READ,
+	M_SILENT,
+	M_NOLEADER_ONCE
+};
 
 struct fake {
 	nng_stream_listener *l;
@@ -70,7 +75,8 @@ static void serve_conn(struct fake *f, nng_stream *s)
 			return;
 		uint8_t *frame = malloc(EF_WIRE_HDR_LEN + h.body_len);
 		memcpy(frame, hdr, sizeof hdr);
-		if (h.body_len && ef_stream_io_timeout(s, frame + EF_WIRE_HDR_LEN, h.body_len, 0, 2000) != 0) {
+		if (h.body_len &&
+		    ef_stream_io_timeout(s, frame + EF_WIRE_HDR_LEN, h.body_len, 0, 2000) != 0) {
 			free(frame);
 			return;
 		}
@@ -114,7 +120,8 @@ static struct fake *fake_start(int mode)
 {
 	struct fake *f = calloc(1, sizeof *f);
 	f->mode = mode;
-	if (nng_stream_listener_alloc(&f->l, "tcp://127.0.0.1:0") != 0 || nng_stream_listener_listen(f->l) != 0) {
+	if (nng_stream_listener_alloc(&f->l, "tcp://127.0.0.1:0") != 0 ||
+	    nng_stream_listener_listen(f->l) != 0) {
 		free(f);
 		return NULL;
 	}
@@ -227,7 +234,8 @@ TEST(silent_member_write_times_out_unknown)
 TEST(nothing_reachable_is_not_sent)
 {
 	char eps[100];
-	snprintf(eps, sizeof eps, "tcp://127.0.0.1:%d,tcp://127.0.0.1:%d", dead_port(), dead_port());
+	snprintf(eps, sizeof eps, "tcp://127.0.0.1:%d,tcp://127.0.0.1:%d", dead_port(),
+		 dead_port());
 	efc_client *c = open_eps(eps, 800);
 	int64_t t0 = now_ms();
 	CHECK_EQ(efc_put(c, "k", 1, "v", 1, 0, NULL), EF_E_UNAVAILABLE);

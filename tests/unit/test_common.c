@@ -17,7 +17,8 @@ static int dec(const char *in, char *out, size_t *outlen, size_t *bad)
 TEST(b64_encode_rfc4648_vectors)
 {
 	static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+	static const char *want[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+				     "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 	char out[32];
 
 	for (size_t i = 0; i < 7; i++) {

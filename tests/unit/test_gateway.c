@@ -339,9 +339,10 @@ TEST(encode_matches_etcd)
 	m.u.txn_resp.responses = ops;
 	m.u.txn_resp.n_responses = 2;
 	s = encode(GW_TXN, &m);
-	CHECK(strstr(s, "\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{"
-			"\"revision\":\"6\"}}},{\"response_range\":{\"header\":{\"revision\":\"6\"},"
-			"\"kvs\":[{\"key\":\"Zm9v\",") != NULL);
+	CHECK(strstr(s,
+		     "\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{"
+		     "\"revision\":\"6\"}}},{\"response_range\":{\"header\":{\"revision\":\"6\"},"
+		     "\"kvs\":[{\"key\":\"Zm9v\",") != NULL);
 	free(s);
 
 	/* Lease keepalive is wrapped in "result"; TTL names as etcd. */
@@ -362,8 +363,9 @@ TEST(encode_matches_etcd)
 	prev.version = 1;
 	m.u.put_resp.prev_kv = &prev;
 	s = encode(GW_PUT, &m);
-	CHECK(strstr(s, "},\"prev_kv\":{\"key\":\"Zm9v\",\"create_revision\":\"2\",\"mod_revision\":"
-			"\"2\",\"version\":\"1\",\"value\":\"YmFy\"}}") != NULL);
+	CHECK(strstr(s,
+		     "},\"prev_kv\":{\"key\":\"Zm9v\",\"create_revision\":\"2\",\"mod_revision\":"
+		     "\"2\",\"version\":\"1\",\"value\":\"YmFy\"}}") != NULL);
 	free(s);
 }
 
@@ -405,8 +407,9 @@ TEST(encode_watch_and_errors)
 			     &b);
 	ef_wbuf_u8(&b, 0);
 	CHECK_EQ(st, 404);
-	CHECK(strcmp((char *)b.p, "{\"error\":\"etcdserver: requested lease not found\",\"message\":"
-				  "\"etcdserver: requested lease not found\",\"code\":5}") == 0);
+	CHECK(strcmp((char *)b.p,
+		     "{\"error\":\"etcdserver: requested lease not found\",\"message\":"
+		     "\"etcdserver: requested lease not found\",\"code\":5}") == 0);
 	ef_wbuf_reset(&b);
 	gw_encode_error(3, "a\"b\\c\n\x01", &b);
 	ef_wbuf_u8(&b, 0);
@@ -499,8 +502,7 @@ static size_t read_some(int fd, char *out, size_t cap, const char *until)
 }
 
 /* One request on a new connection (Connection: close); response in out. */
-static void roundtrip(const char *method, const char *path, const char *body, char *out,
-		      size_t cap)
+static void roundtrip(const char *method, const char *path, const char *body, char *out, size_t cap)
 {
 	char req[4096];
 	int fd = dial();
@@ -547,7 +549,8 @@ TEST(http_put_range_errors)
 	CHECK(strncmp(out, "HTTP/1.1 200 ", 13) == 0);
 	roundtrip("GET", "/metrics", "", out, sizeof(out));
 	CHECK(strstr(out, "etcfs_http_requests_total{method=\"put\",code=\"200\"} 1") != NULL);
-	CHECK(strstr(out, "etcfs_http_request_duration_seconds_bucket{method=\"range\",le=") != NULL);
+	CHECK(strstr(out, "etcfs_http_request_duration_seconds_bucket{method=\"range\",le=") !=
+	      NULL);
 }
 
 TEST(http_keepalive_pipelining_and_limits)
@@ -605,7 +608,8 @@ TEST(http_keepalive_pipelining_and_limits)
 	memset(big, '[', 200000);
 	big[200000] = 0;
 	fd = dial();
-	snprintf(out, sizeof(out), "POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+	snprintf(out, sizeof(out),
+		 "POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
 		 strlen(big));
 	(void)!write(fd, out, strlen(out));
 	(void)!write(fd, big, strlen(big));
@@ -683,7 +687,8 @@ TEST(http_watch_stream)
 		if (body) {
 			unsigned long sz = strtoul(body + 4, &json, 16);
 
-			CHECK(strncmp(json, "\r\n{\"result\":{\"header\":{\"cluster_id\":", 36) == 0);
+			CHECK(strncmp(json, "\r\n{\"result\":{\"header\":{\"cluster_id\":", 36) ==
+			      0);
 			nl = strchr(json + 2, '\n');
 			CHECK(nl && (unsigned long)(nl + 1 - (json + 2)) == sz);
 		}

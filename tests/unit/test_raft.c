@@ -22,7 +22,7 @@ typedef struct {
 	pkt q[4096];
 	int nq;
 	int cut[N][N];
-	int applied[N];       /* normal entries applied */
+	int applied[N]; /* normal entries applied */
 	uint64_t applied_index[N];
 	uint64_t read_index[N]; /* last read state */
 	char read_ctx[N][16];
@@ -343,7 +343,8 @@ TEST(commit_only_current_term)
 {
 	cluster c;
 	memset(&c, 0, sizeof(c));
-	raft_entry e[2] = {{1, 1, RAFT_ENTRY_EMPTY, 0, NULL}, {2, 2, RAFT_ENTRY_NORMAL, 1, (uint8_t *)"a"}};
+	raft_entry e[2] = {{1, 1, RAFT_ENTRY_EMPTY, 0, NULL},
+			   {2, 2, RAFT_ENTRY_NORMAL, 1, (uint8_t *)"a"}};
 	raft_hard_state hs = {3, 0, 1};
 	raft_config c0 = cfg_for(0, 1, 1), c1 = cfg_for(1, 1, 1), c2 = cfg_for(2, 1, 1);
 	c.r[0] = raft_new(&c0, &hs, NULL, e, 2); /* has the term-2 entry */
@@ -643,7 +644,8 @@ TEST(leader_counts_itself_only_when_persisted)
 	CHECK_EQ(raft_commit_index(c.r[0]), 2);
 	/* the new commit index goes out with the next ready */
 	raft_get_ready(c.r[0], &lr);
-	CHECK(count_type(&lr, RAFT_MSG_APP, 2, NULL) == 1 && count_type(&lr, RAFT_MSG_APP, 3, NULL) == 1);
+	CHECK(count_type(&lr, RAFT_MSG_APP, 2, NULL) == 1 &&
+	      count_type(&lr, RAFT_MSG_APP, 3, NULL) == 1);
 	raft_advance(c.r[0], &lr);
 	cl_drop_all(&c);
 	cl_free(&c);

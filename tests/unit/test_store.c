@@ -179,9 +179,9 @@ static int err_of(const ef_msg *r)
 	return r->type == EF_MSG_ERROR ? (int)r->u.error.code : 0;
 }
 
-#define CHECK_KV(kv, k, v) \
-	do { \
-		CHECK_MEM((kv).key.p, (kv).key.n, k); \
+#define CHECK_KV(kv, k, v)                                \
+	do {                                              \
+		CHECK_MEM((kv).key.p, (kv).key.n, k);     \
 		CHECK_MEM((kv).value.p, (kv).value.n, v); \
 	} while (0)
 
@@ -303,15 +303,15 @@ TEST(prev_kv_and_ignore_flags)
 
 static void put_abcde(store *s)
 {
-	put(s, "a", "5");     /* rev 2 */
-	put(s, "b", "4");     /* rev 3 */
-	put(s, "c", "3");     /* rev 4 */
-	put(s, "d", "2");     /* rev 5 */
-	put(s, "e", "1");     /* rev 6 */
-	put(s, "c", "33");    /* rev 7: c version 2 */
-	put(s, "ab", "ab");   /* rev 8 */
-	put(s, "b", "44");    /* rev 9 */
-	put(s, "b", "444");   /* rev 10: b version 3 */
+	put(s, "a", "5");   /* rev 2 */
+	put(s, "b", "4");   /* rev 3 */
+	put(s, "c", "3");   /* rev 4 */
+	put(s, "d", "2");   /* rev 5 */
+	put(s, "e", "1");   /* rev 6 */
+	put(s, "c", "33");  /* rev 7: c version 2 */
+	put(s, "ab", "ab"); /* rev 8 */
+	put(s, "b", "44");  /* rev 9 */
+	put(s, "b", "444"); /* rev 10: b version 3 */
 }
 
 TEST(range_variants)
@@ -468,12 +468,12 @@ TEST(historical_reads)
 	ef_range_resp r;
 	int64_t t2;
 
-	put(s, "a", "1");        /* 2 */
-	put(s, "a", "2");        /* 3 */
+	put(s, "a", "1"); /* 2 */
+	put(s, "a", "2"); /* 3 */
 	t2 = NOW;
-	put(s, "b", "b");        /* 4 */
-	del(s, "a", B(""), 0);   /* 5 */
-	put(s, "a", "3");        /* 6 */
+	put(s, "b", "b");      /* 4 */
+	del(s, "a", B(""), 0); /* 5 */
+	put(s, "a", "3");      /* 6 */
 
 	/* revision 1 is the empty store (etcd answers it with no keys) */
 	CHECK_EQ(get_at(s, "a", 1, NULL), 0);
@@ -617,8 +617,8 @@ TEST(txn_compares)
 	ef_kv kv;
 
 	CHECK_EQ(lease_grant(s, 5, 10), 0);
-	put(s, "k", "m");         /* 2: create 2 */
-	put(s, "k", "m");         /* 3: version 2, mod 3 */
+	put(s, "k", "m");                        /* 2: create 2 */
+	put(s, "k", "m");                        /* 3: version 2, mod 3 */
 	put_full(s, B("l"), B("v"), 5, 0, 0, 0); /* 4 */
 
 	/* version */
@@ -863,7 +863,8 @@ TEST(request_error_rolls_back)
 	CHECK_EQ(store_apply(s, 1, &m, &r, A, &ev), 0);
 	CHECK_EQ(r.type, EF_MSG_ERROR);
 	CHECK_EQ(r.u.error.code, EF_E_LEASE_NOT_FOUND);
-	CHECK_MEM(r.u.error.message.p, r.u.error.message.n, "etcdserver: requested lease not found");
+	CHECK_MEM(r.u.error.message.p, r.u.error.message.n,
+		  "etcdserver: requested lease not found");
 	CHECK_EQ(r.hdr.revision, 1);
 	CHECK_EQ(ev.n, 0);
 	ops[1].u.put.lease = 0;
@@ -912,14 +913,14 @@ TEST(compaction)
 	ef_range_req q;
 	ef_range_resp r;
 
-	put(s, "a", "1");        /* 2 */
-	put(s, "a", "2");        /* 3 */
-	put(s, "b", "1");        /* 4 */
-	del(s, "b", B(""), 0);   /* 5 */
-	put(s, "c", "1");        /* 6 */
-	put(s, "a", "3");        /* 7 */
-	del(s, "c", B(""), 0);   /* 8 */
-	put(s, "d", "1");        /* 9 */
+	put(s, "a", "1");      /* 2 */
+	put(s, "a", "2");      /* 3 */
+	put(s, "b", "1");      /* 4 */
+	del(s, "b", B(""), 0); /* 5 */
+	put(s, "c", "1");      /* 6 */
+	put(s, "a", "3");      /* 7 */
+	del(s, "c", B(""), 0); /* 8 */
+	put(s, "d", "1");      /* 9 */
 
 	CHECK_EQ(compact(s, 10), EF_E_FUTURE_REV);
 	CHECK_EQ(compact(s, 6), 0);
@@ -958,7 +959,8 @@ TEST(compaction)
 		 0);
 	CHECK_EQ(ev.n, 4);
 	if (ev.n == 4)
-		CHECK(ev.ev[0].kv.mod_revision == 6 && ev.ev[0].kv.key.n == 1 && ev.ev[0].kv.key.p[0] == 'c');
+		CHECK(ev.ev[0].kv.mod_revision == 6 && ev.ev[0].kv.key.n == 1 &&
+		      ev.ev[0].kv.key.p[0] == 'c');
 	ev.n = 0;
 	CHECK_EQ(store_events_since(s, B("a"), (ef_buf){(const uint8_t *)"", 1}, 7, 100, 1, &ev,
 				    &next),
@@ -1009,7 +1011,8 @@ TEST(compaction_reclaims_space)
 			char k[32];
 
 			snprintf(k, sizeof(k), "key%04d", i);
-			val[0] = (char)('a' + round); /* varies so the 3 KB stay uncompressed-sized */
+			val[0] = (char)('a' +
+					round); /* varies so the 3 KB stay uncompressed-sized */
 			put(s, k, val);
 		}
 		CHECK_EQ(compact(s, store_revision(s)), 0);
@@ -1170,8 +1173,8 @@ TEST(events_since)
 	ef_msg m;
 	ef_buf all = {(const uint8_t *)"", 1};
 
-	put(s, "a", "1");      /* 2 */
-	put(s, "b", "1");      /* 3 */
+	put(s, "a", "1"); /* 2 */
+	put(s, "b", "1"); /* 3 */
 	memset(ops, 0, sizeof(ops));
 	ops[0].type = ops[1].type = ops[2].type = EF_OP_PUT;
 	ops[0].u.put.key = B("a");
@@ -1573,8 +1576,9 @@ TEST(model_random)
 			}
 		}
 		if (t_failed_) {
-			fprintf(stderr, "  model_random: diverged at step %d rev %lld compact %lld\n",
-				step, (long long)rev, (long long)compact_rev);
+			fprintf(stderr,
+				"  model_random: diverged at step %d rev %lld compact %lld\n", step,
+				(long long)rev, (long long)compact_rev);
 			break;
 		}
 	}

@@ -184,7 +184,9 @@ TEST(test_crc32c)
 			CHECK_EQ(a, ef_crc32c_sw(0, buf + off, len));
 			/* chaining */
 			size_t cut = len / 3;
-			CHECK_EQ(ef_crc32c(ef_crc32c(0, buf + off, cut), buf + off + cut, len - cut), a);
+			CHECK_EQ(
+				ef_crc32c(ef_crc32c(0, buf + off, cut), buf + off + cut, len - cut),
+				a);
 		}
 }
 
@@ -215,7 +217,8 @@ TEST(test_round_trip)
 	/* a gap is refused */
 	CHECK_EQ(append_range(w, 23, 23, 2, 0), EF_E_INVALID);
 	CHECK_EQ(append_range(w, 22, 30, 2, 0), 0);
-	raft_snapshot_meta sm = {.index = 10, .term = 1, .n_voters = 3, .voters = {0x31, 0x32, 0x33}};
+	raft_snapshot_meta sm = {
+		.index = 10, .term = 1, .n_voters = 3, .voters = {0x31, 0x32, 0x33}};
 	CHECK_EQ(wal_mark_snapshot(w, &sm), 0);
 	hs.commit = 28;
 	CHECK_EQ(wal_set_hard_state(w, &hs), 0);
@@ -382,7 +385,9 @@ TEST(test_torn_tail_every_offset)
 			}
 			if (!ok) {
 				if (bad++ < 5)
-					fprintf(stderr, "  torn variant %d at offset %" PRIu64 ": rc %d %s\n",
+					fprintf(stderr,
+						"  torn variant %d at offset %" PRIu64
+						": rc %d %s\n",
 						variant, k, rc, err);
 			}
 		}
@@ -808,7 +813,8 @@ TEST(test_crash_loop)
 			break;
 		}
 		if (!cl_same(&rec, &acked)) {
-			fprintf(stderr, "  iteration %d: recovered %zu entries, expected %" PRIu64 "\n",
+			fprintf(stderr,
+				"  iteration %d: recovered %zu entries, expected %" PRIu64 "\n",
 				iter, rec.n_entries, acked.last);
 			bad++;
 		}
@@ -857,8 +863,9 @@ TEST(test_crash_loop)
 				}
 			}
 			if (rc || !found) {
-				fprintf(stderr, "  iteration %d: after crash (sync rc %d): rc %d %s\n", iter,
-					src, rc, err);
+				fprintf(stderr,
+					"  iteration %d: after crash (sync rc %d): rc %d %s\n",
+					iter, src, rc, err);
 				bad++;
 			} else {
 				acked = cand;
@@ -874,7 +881,9 @@ TEST(test_crash_loop)
 	wal_set_fs(NULL);
 	CHECK_EQ(bad, 0);
 	CHECK(acked.last > 0);
-	fprintf(stderr, "  crash loop: final log %" PRIu64 " entries, %d crashes kept part of the torn batch\n",
+	fprintf(stderr,
+		"  crash loop: final log %" PRIu64
+		" entries, %d crashes kept part of the torn batch\n",
 		acked.last, torn_kept);
 }
 

@@ -135,8 +135,8 @@ struct rec {
 	pthread_cond_t cv;
 	struct rmsg *m;
 	size_t n, cap;
-	int refuse;   /* > 0: refuse that many calls; < 0: refuse until reset */
-	int block;    /* block inside the callback while set */
+	int refuse; /* > 0: refuse that many calls; < 0: refuse until reset */
+	int block;  /* block inside the callback while set */
 	uint64_t calls, refused, events;
 };
 
@@ -338,10 +338,10 @@ TEST(key_prefix_range)
 	rec_init(&r);
 	CHECK(watchhub_stream_open(e.h, rec_cb, &r, &s) == 0);
 	int64_t base = put(&e, "zz-before", "x");
-	CHECK(wcreate(s, 100, "a", NULL, 0, 0) == 0);        /* key */
-	CHECK(wcreate(s, 101, "dir/", "dir0", 0, 0) == 0);   /* prefix */
-	CHECK(wcreate(s, 102, "m", "p", 0, 0) == 0);         /* range */
-	CHECK(wcreate(s, 103, "x", "", 0, 0) == 0);          /* from-key ("\0") */
+	CHECK(wcreate(s, 100, "a", NULL, 0, 0) == 0);      /* key */
+	CHECK(wcreate(s, 101, "dir/", "dir0", 0, 0) == 0); /* prefix */
+	CHECK(wcreate(s, 102, "m", "p", 0, 0) == 0);       /* range */
+	CHECK(wcreate(s, 103, "x", "", 0, 0) == 0);        /* from-key ("\0") */
 	CHECK(rec_wait_msgs(&r, 4));
 	CHECK_EQ(created_id(&r, 100), 0); /* etcd's first watch id is 0 */
 	CHECK_EQ(created_id(&r, 101), 1);
@@ -438,7 +438,8 @@ static int check_h_events(struct env *e, struct rec *r, int64_t wid, int64_t fro
 	for (;;) {
 		ef_arena_reset(a);
 		store_events se = {.a = a};
-		if (store_events_since(e->st, ef_str("h/"), ef_str("h0"), at, 1000, 0, &se, &nxt) != 0) {
+		if (store_events_since(e->st, ef_str("h/"), ef_str("h0"), at, 1000, 0, &se, &nxt) !=
+		    0) {
 			ok = 0;
 			break;
 		}
@@ -450,7 +451,8 @@ static int check_h_events(struct env *e, struct rec *r, int64_t wid, int64_t fro
 		at = nxt;
 	}
 	if (n != expect) {
-		fprintf(stderr, "  watch %lld: %zu events, the store has %zu\n", (long long)wid, n, expect);
+		fprintf(stderr, "  watch %lld: %zu events, the store has %zu\n", (long long)wid, n,
+			expect);
 		ok = 0;
 	}
 	free(v);
@@ -459,7 +461,9 @@ static int check_h_events(struct env *e, struct rec *r, int64_t wid, int64_t fro
 
 TEST(history_then_live)
 {
-	enum { NWATCH = 40 };
+	enum {
+		NWATCH = 40
+	};
 	struct env e;
 	struct rec r;
 	hub_stream *s;
@@ -532,10 +536,10 @@ TEST(txn_one_message_filters_prev_kv)
 	rec_init(&r);
 	CHECK(watchhub_stream_open(e.h, rec_cb, &r, &s) == 0);
 	put(&e, "t/a", "a0");
-	CHECK(wcreate_opts(s, 1, "t/", "t0", 0, 0, 0, 0, 0) == 0);   /* id 0: plain */
-	CHECK(wcreate_opts(s, 2, "t/", "t0", 0, 1, 0, 0, 0) == 0);   /* id 1: prev_kv */
-	CHECK(wcreate_opts(s, 3, "t/", "t0", 0, 0, 1, 0, 0) == 0);   /* id 2: no_put */
-	CHECK(wcreate_opts(s, 4, "t/", "t0", 0, 0, 0, 1, 0) == 0);   /* id 3: no_delete */
+	CHECK(wcreate_opts(s, 1, "t/", "t0", 0, 0, 0, 0, 0) == 0); /* id 0: plain */
+	CHECK(wcreate_opts(s, 2, "t/", "t0", 0, 1, 0, 0, 0) == 0); /* id 1: prev_kv */
+	CHECK(wcreate_opts(s, 3, "t/", "t0", 0, 0, 1, 0, 0) == 0); /* id 2: no_put */
+	CHECK(wcreate_opts(s, 4, "t/", "t0", 0, 0, 0, 1, 0) == 0); /* id 3: no_delete */
 	CHECK(rec_wait_msgs(&r, 4));
 
 	ef_msg m = {.type = EF_MSG_TXN, .id = 9};
@@ -646,8 +650,10 @@ TEST(cancel_dup_id_compacted)
 	CHECK(wcreate(s, 60, "k", NULL, cur - 5, 0) == 0);
 	CHECK(rec_wait_msgs(&r, before + 2));
 	CHECK(r.m[before].created && r.m[before].id == 60);
-	CHECK(r.m[before + 1].canceled && r.m[before + 1].compact == cur - 3 && r.m[before + 1].id == 60);
-	CHECK(!strcmp(r.m[before + 1].reason, "etcdserver: mvcc: required revision has been compacted"));
+	CHECK(r.m[before + 1].canceled && r.m[before + 1].compact == cur - 3 &&
+	      r.m[before + 1].id == 60);
+	CHECK(!strcmp(r.m[before + 1].reason,
+		      "etcdserver: mvcc: required revision has been compacted"));
 	/* just after the compaction point works: history from there */
 	before = r.n;
 	CHECK(wcreate(s, 61, "k", NULL, cur - 2, 0) == 0);
@@ -684,8 +690,8 @@ static int check_all(struct rec *r, int64_t wid, int64_t from, int64_t to, int e
 	int64_t prev = from - 1;
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].rev <= prev || (every_rev && v[i].rev != prev + 1)) {
-			fprintf(stderr, "  watch %lld: event %zu rev %lld after %lld\n", (long long)wid, i,
-				(long long)v[i].rev, (long long)prev);
+			fprintf(stderr, "  watch %lld: event %zu rev %lld after %lld\n",
+				(long long)wid, i, (long long)v[i].rev, (long long)prev);
 			ok = 0;
 			break;
 		}
@@ -717,7 +723,8 @@ TEST(slow_consumer)
 	CHECK(wcreate(sf, 1, "s/", "s0", 0, 0) == 0);
 	CHECK(wcreate(sr, 1, "s/", "s0", 0, 0) == 0);
 	CHECK(wcreate(sb, 1, "s/", "s0", 0, 0) == 0);
-	CHECK(rec_wait_msgs(&fast, 1) && rec_wait_msgs(&refusing, 1) && rec_wait_msgs(&blocking, 1));
+	CHECK(rec_wait_msgs(&fast, 1) && rec_wait_msgs(&refusing, 1) &&
+	      rec_wait_msgs(&blocking, 1));
 	int64_t first = store_revision(e.st) + 1;
 	pthread_mutex_lock(&refusing.mu);
 	refusing.refuse = -1;
@@ -974,7 +981,10 @@ TEST(random_ranges)
 	struct env e;
 	struct rec r;
 	hub_stream *s;
-	enum { NW = 300, NK = 400 };
+	enum {
+		NW = 300,
+		NK = 400
+	};
 	static char wk[NW][8], we[NW][8], keys[NK][8];
 	unsigned seed = 12345;
 
@@ -1018,7 +1028,8 @@ TEST(random_ranges)
 		if (we[i][0] == '!')
 			continue;
 		for (int k = 0; k < NK; k++)
-			if (strcmp(keys[k], wk[i]) >= 0 && (!we[i][0] || strcmp(keys[k], we[i]) < 0))
+			if (strcmp(keys[k], wk[i]) >= 0 &&
+			    (!we[i][0] || strcmp(keys[k], we[i]) < 0))
 				want[i]++;
 		expect += (uint64_t)want[i];
 	}
@@ -1044,7 +1055,8 @@ TEST(random_ranges)
 		if ((int64_t)n != want[i])
 			bad++;
 		for (size_t j = 0; j < n; j++)
-			if (strcmp(v[j].key, wk[i]) < 0 || (we[i][0] && strcmp(v[j].key, we[i]) >= 0))
+			if (strcmp(v[j].key, wk[i]) < 0 ||
+			    (we[i][0] && strcmp(v[j].key, we[i]) >= 0))
 				bad++;
 		free(v);
 	}
@@ -1138,10 +1150,10 @@ TEST(resync)
 }
 
 /* With an argument, runs only the test of that name. */
-#define RUN_IF(name)                                   \
-	do {                                           \
+#define RUN_IF(name)                                     \
+	do {                                             \
 		if (argc < 2 || !strcmp(argv[1], #name)) \
-			RUN(name);                     \
+			RUN(name);                       \
 	} while (0)
 
 /* The hub queue overflows on every publish: watches are served from the

@@ -152,7 +152,8 @@ static void make_msg(ef_arena *a, uint8_t type, ef_msg *m)
 
 		c[0].result = EF_CMP_NOT_EQUAL;
 		c[0].target = EF_CMP_VALUE;
-		c[0].key = BIN("\x00" "cmp");
+		c[0].key = BIN("\x00"
+			       "cmp");
 		c[0].value = BIN("\xff\x00");
 		c[1].result = EF_CMP_LESS;
 		c[1].target = EF_CMP_LEASE;
@@ -379,9 +380,9 @@ TEST(wbuf_and_rbuf)
 	uint32_t u32 = 0;
 	uint64_t u64 = 0;
 	int64_t i64 = 0;
-	static const uint8_t want[] = {0xab, 0x01, 0x02, 0x03, 0x04, 0x80, 0, 0, 0, 0, 0, 0, 0xff,
-				       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 3,
-				       'x', 0, 'y'};
+	static const uint8_t want[] = {0xab, 0x01, 0x02, 0x03, 0x04, 0x80, 0,    0,    0,    0,
+				       0,    0,    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+				       0xfe, 0,    0,    0,    3,    'x',  0,    'y'};
 
 	ef_wbuf_init(&w);
 	ef_wbuf_u8(&w, 0xab);
@@ -438,13 +439,18 @@ TEST(wbuf_and_rbuf)
 TEST(golden_put_frame)
 {
 	static const uint8_t want[] = {
-		'E', 'T', 'C', 'F', 1, EF_MSG_PUT, 0, 0,          /* magic, version, type, flags */
-		0, 0, 0, 0, 0, 0, 0x01, 0x02,                     /* request id */
-		0, 0, 0, 4 + 2 + 4 + 1 + 8 + 3,                   /* body length */
-		0, 0, 0, 2, 'k', 0,                               /* key */
-		0, 0, 0, 1, 0xff,                                 /* value */
-		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,   /* lease -2 */
-		1, 0, 1,                                          /* prev_kv, ignore_value, ignore_lease */
+		'E',  'T',        'C',  'F',
+		1,    EF_MSG_PUT, 0,    0, /* magic, version, type, flags */
+		0,    0,          0,    0,
+		0,    0,          0x01, 0x02,                  /* request id */
+		0,    0,          0,    4 + 2 + 4 + 1 + 8 + 3, /* body length */
+		0,    0,          0,    2,
+		'k',  0, /* key */
+		0,    0,          0,    1,
+		0xff, /* value */
+		0xff, 0xff,       0xff, 0xff,
+		0xff, 0xff,       0xff, 0xfe, /* lease -2 */
+		1,    0,          1,          /* prev_kv, ignore_value, ignore_lease */
 	};
 	ef_msg m, d;
 	ef_wbuf w;
@@ -647,7 +653,8 @@ TEST(every_truncation_fails)
 			ef_arena_reset(b);
 			if (ef_decode(copy, n, 1 << 20, b, &d) != EF_E_TRUNCATED)
 				bad++;
-			if (n >= 20 && ef_decode_body(t, copy + 20, n - 20, b, &d) != EF_E_TRUNCATED)
+			if (n >= 20 &&
+			    ef_decode_body(t, copy + 20, n - 20, b, &d) != EF_E_TRUNCATED)
 				bad++;
 			free(copy);
 		}
@@ -810,10 +817,10 @@ TEST(huge_counts_fail_fast)
 	ef_wbuf w, body;
 	ef_msg d;
 	double t0 = now_s();
-	static const uint8_t types[] = {EF_MSG_TXN,		EF_MSG_RANGE_RESP,
-					EF_MSG_DELETE_RESP,	EF_MSG_TXN_RESP,
-					EF_MSG_LEASE_TTL_RESP,	EF_MSG_LEASE_LIST_RESP,
-					EF_MSG_WATCH_RESP,	EF_MSG_MEMBER_LIST_RESP};
+	static const uint8_t types[] = {
+		EF_MSG_TXN,        EF_MSG_RANGE_RESP,      EF_MSG_DELETE_RESP,
+		EF_MSG_TXN_RESP,   EF_MSG_LEASE_TTL_RESP,  EF_MSG_LEASE_LIST_RESP,
+		EF_MSG_WATCH_RESP, EF_MSG_MEMBER_LIST_RESP};
 
 	ef_wbuf_init(&w);
 	ef_wbuf_init(&body);
@@ -1100,7 +1107,8 @@ TEST(fuzz_corpus_replay)
 	snprintf(dir, sizeof(dir), "%s/tests/fuzz/corpus/wire", root ? root : ".");
 	dp = opendir(dir);
 	if (!dp) {
-		fprintf(stderr, "  no corpus at %s (run from the checkout or set ETCFS_ROOT)\n", dir);
+		fprintf(stderr, "  no corpus at %s (run from the checkout or set ETCFS_ROOT)\n",
+			dir);
 		CHECK(dp != NULL);
 		return;
 	}
