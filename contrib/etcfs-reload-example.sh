@@ -6,9 +6,11 @@
 #   etcfs-reload-example.sh /mnt/app/nginx.conf 'nginx -s reload'
 #
 # etcfs replays every remote change through the mount, so inotifywait sees
-# CLOSE_WRITE (new value), MOVED_TO (a file renamed over it) and CREATE/DELETE
-# exactly as for a local file.  A value always changes in one step (one put),
-# so reading the file on CLOSE_WRITE never sees a half-written value.
+# CLOSE_WRITE (a new value, written whole) and MOVED_TO (a file renamed over
+# it) exactly as for a local file.  Those two are the only events that mean
+# "a complete new value is there": CREATE comes before the content is
+# written (cp, editors), so reloading on it could load an empty or partial
+# file.  DELETE is logged and keeps the running configuration.
 # Watch the directory, not the file: editors and `mv` replace the file.
 set -u
 FILE=${1:?usage: $0 FILE COMMAND}
@@ -16,7 +18,7 @@ CMD=${2:?usage: $0 FILE COMMAND}
 DIR=$(dirname "$FILE")
 NAME=$(basename "$FILE")
 
-inotifywait -m -q -e close_write -e moved_to -e create -e delete --format '%e %f' "$DIR" |
+inotifywait -m -q -e close_write -e moved_to -e delete --format '%e %f' "$DIR" |
 while read -r events name; do
 	[ "$name" = "$NAME" ] || continue
 	case $events in
