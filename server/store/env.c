@@ -1,5 +1,5 @@
 /*
- * store.c - the MVCC key-value store on LMDB (contract in store.h).
+ * store/env.c - the MVCC key-value store on LMDB (contract in ../store.h).
  *
  * Layout: one LMDB environment (dir/data.mdb) with six named databases.
  * All integers are big-endian so the file is portable and keys sort right.
@@ -55,7 +55,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "store.h"
+#include "../store.h"
 
 #define STORE_F_ZSTD 1u
 #define STORE_ZSTD_MIN 4096u
