@@ -1,51 +1,28 @@
 /*
- * store/env.c - the MVCC key-value store on LMDB (contract in ../store.h).
+ * store/env.c - the LMDB environment of the MVCC store: open and close, the
+ * pool of read transactions every reader takes its snapshot from, sync,
+ * size accounting and etcd's quota check, and the committed revision,
+ * compact revision and applied index readable from any thread.
  *
- * Layout: one LMDB environment (dir/data.mdb) with six named databases.
- * All integers are big-endian so the file is portable and keys sort right.
+ * Built this way because the environment is the one thing every other
+ * file shares: it is opened with MDB_NOSYNC (the WAL is the durable record,
+ * the host calls store_sync before dropping WAL segments), MDB_NOTLS (read
+ * transactions are pooled and may be renewed on any thread) and
+ * MDB_WRITEMAP (commits cost no write syscalls), with a map larger than
+ * the quota by a headroom so deletes and compaction always fit.  env_lock
+ * is held shared by every user of the environment and exclusively only by
+ * store_snapshot_install (snapshot.c), which closes and reopens it.
  *
- *   live       user key -> current record of the key (absent = not live):
- *                u8 flags | i64 create | i64 mod | i64 version | i64 lease |
- *                i64 mod_time_ns | value
- *              Latest reads (the common case) touch only this database.
- *   hist       (u64 rev, u32 sub) -> one event of revision rev:
- *                u8 type | u8 flags | u16 keylen | i64 create | i64 version |
- *                i64 lease | i64 time_ns | key | value
- *              type 0 = put, 1 = delete (create/version/lease/value empty).
- *              sub numbers the events of one revision (a txn) from 0.
- *   keyrev     user key -> (u64 rev, u32 sub) for every hist entry of the
- *              key (MDB_DUPSORT|MDB_DUPFIXED, so oldest first): historical
- *              reads find the newest entry <= R, compaction drops old ones.
- *   lease      id (u64, sign bit flipped so signed ids sort) -> i64 ttl
- *   leasekeys  id -> user key (MDB_DUPSORT): keys attached to a lease.
- *   meta       "s/state" -> i64 rev | i64 compact_rev | u64 applied_index,
- *              written by store_commit in the batch transaction;
- *              "u/<name>" -> store_meta_put values.
+ * LMDB: read transactions are short and come from a pool (store_rtxn_begin
+ * .. store_rtxn_end); whatever a reader returns is copied out before the
+ * transaction ends.  No fork() once the environment is open.
  *
- * flags bit 0 (STORE_F_ZSTD): the value is a zstd frame; values over 4 KiB
- * are compressed when that makes them smaller.
- *
- * Compaction at C keeps, per key, the newest hist entry <= C when it is a
- * put and drops everything else <= C.  Invariant (after a compaction at C):
- * every key has at most one hist entry <= C and it is a put, so the next
- * compaction only needs to look at the entries in (old C, new C].
- *
- * Transactions: the apply thread owns one batch write transaction
- * (store_begin .. store_commit) and runs every request directly in it.  The
- * environment uses MDB_WRITEMAP (a commit then costs no write syscalls),
- * which forbids nested transactions, so a request-level error must leave
- * nothing to undo: every request checks all it can fail on (keys, leases,
- * ignore_* flags, txn ops, revisions, the quota) before its first write.
- * The map is the quota plus a headroom, so the quota check makes
- * MDB_MAP_FULL (which would lose the batch) practically unreachable.
- * Readers open their own short read-only transactions (MDB_NOTLS) and copy
- * everything they return into the caller's arena before ending them.
- * env_lock (a rwlock) is held shared by every user of the environment and
- * exclusively only by store_snapshot_install, which closes and reopens it.
+ * Until the split is finished this file also holds the write path and
+ * snapshots (moving to apply.c, write.c, txn.c, compact.c, lease.c and
+ * snapshot.c).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -55,187 +32,359 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "../store.h"
-
-#define STORE_F_ZSTD 1u
-#define STORE_ZSTD_MIN 4096u
-#define STORE_ZSTD_LEVEL 1
-#define STORE_MAX_LEASE_TTL 9000000000LL /* etcd's MaxLeaseTTL */
-#define LIVE_HDR 41
-#define HIST_HDR 36
-#define REVKEY_LEN 12
-#define LMDB_KEY_MAX 511
-#define STORE_MIN_HEADROOM (64ull << 20)
-#define STORE_POOL_MAX 64
-
-enum {
-	HIST_PUT = 0,
-	HIST_DEL = 1
-};
-
-struct store {
-	MDB_env *env; /* NULL only transiently inside store_snapshot_install */
-	MDB_dbi live, hist, keyrev, lease, leasekeys, meta;
-	char *dir;
-	uint64_t map_size; /* quota_bytes + headroom for deletes and compaction */
-	uint64_t quota_bytes;
-	uint32_t max_txn_ops;
-	pthread_rwlock_t env_lock;     /* shared: any env user; exclusive: install */
-	pthread_mutex_t pool_lock;     /* guards pool, pool_n */
-	MDB_txn *pool[STORE_POOL_MAX]; /* reset read txns of env, ready to renew */
-	uint32_t pool_n;
-	uint64_t env_gen;   /* bumped when env is reopened */
-	size_t inuse_txnid; /* store_db_size_in_use cache (pool_lock) */
-	uint64_t inuse_gen;
-	int64_t inuse_bytes;
-
-	/* Writer state, apply thread only.  Outside a batch rev/compact_rev/
-	 * applied equal the committed values below. */
-	MDB_txn *wtxn; /* the batch, NULL outside store_begin..commit/abort */
-	int64_t rev, compact_rev;
-	uint64_t applied;
-	uint64_t batch_pages; /* estimate of pages the open batch may have allocated */
-	uint64_t psize;       /* LMDB page size */
-	uint64_t quota_pages; /* --quota-backend-bytes in pages; map is larger */
-	int64_t free_pages;   /* pages on the committed freelist; -1 = not counted this batch */
-	uint8_t *scratch;     /* writer scratch buffer (values being rewritten) */
-	size_t scratch_cap;
-	uint8_t *zbuf; /* writer compression buffer */
-	size_t zbuf_cap;
-	ZSTD_CCtx *cctx;
-
-	/* Committed state, readable from any thread. */
-	_Atomic int64_t c_rev, c_compact;
-	_Atomic uint64_t c_applied;
-};
-
-/* A decoded live or hist record; pointers are into LMDB memory (valid only
- * until the transaction writes or ends) or into a caller buffer. */
-struct rec {
-	uint8_t type, flags;
-	int64_t create, mod, version, lease, time_ns;
-	const uint8_t *key; /* hist records only */
-	uint32_t key_n;
-	const uint8_t *val; /* raw: compressed when flags & STORE_F_ZSTD */
-	uint32_t val_n;
-};
-
-/* One write request being applied in child transaction txn. */
-struct wctx {
-	store *s;
-	MDB_txn *txn;
-	int64_t rev;  /* revision this request writes at (s->rev + 1) */
-	uint32_t sub; /* events written so far; > 0 means the request changed something */
-	int dirty;    /* something was written: an error now cannot be undone */
-	int64_t time_ns;
-	ef_arena *a; /* response arena */
-	store_events *ev;
-};
+#include "store_int.h"
 
 /* ================================================================== */
-/* Encoding helpers                                                    */
+/* Read transactions                                                   */
 
-static inline int64_t get_i64(const uint8_t *p)
+/* Read transactions come from a pool of reset handles: mdb_txn_renew
+ * keeps the reader slot and allocation of the handle, where mdb_txn_begin
+ * would malloc and scan the reader table under its process-shared mutex. */
+int store_rtxn_begin(store *s, MDB_txn **txn)
 {
-	return (int64_t)ef_get_be64(p);
-}
+	MDB_txn *t = NULL;
+	int rc;
 
-static inline void put_i64(uint8_t *p, int64_t v)
-{
-	ef_be64(p, (uint64_t)v);
-}
-
-static void lease_key(uint8_t out[8], int64_t id)
-{
-	ef_be64(out, (uint64_t)id ^ 0x8000000000000000ull);
-}
-
-static int64_t lease_id_of(const uint8_t *p)
-{
-	return (int64_t)(ef_get_be64(p) ^ 0x8000000000000000ull);
-}
-
-static void revkey(uint8_t out[REVKEY_LEN], int64_t rev, uint32_t sub)
-{
-	ef_be64(out, (uint64_t)rev);
-	ef_be32(out + 8, sub);
-}
-
-static int key_cmp(const void *a, size_t an, const void *b, size_t bn)
-{
-	int c = memcmp(a, b, an < bn ? an : bn);
-
-	if (c)
-		return c;
-	return an < bn ? -1 : an > bn;
-}
-
-static int live_decode(const MDB_val *v, struct rec *r)
-{
-	const uint8_t *p = v->mv_data;
-
-	if (v->mv_size < LIVE_HDR)
-		return EF_E_CORRUPT;
-	r->type = HIST_PUT;
-	r->flags = p[0];
-	r->create = get_i64(p + 1);
-	r->mod = get_i64(p + 9);
-	r->version = get_i64(p + 17);
-	r->lease = get_i64(p + 25);
-	r->time_ns = get_i64(p + 33);
-	r->key = NULL;
-	r->key_n = 0;
-	r->val = p + LIVE_HDR;
-	r->val_n = (uint32_t)(v->mv_size - LIVE_HDR);
+	pthread_rwlock_rdlock(&s->env_lock);
+	pthread_mutex_lock(&s->pool_lock);
+	if (s->pool_n)
+		t = s->pool[--s->pool_n];
+	pthread_mutex_unlock(&s->pool_lock);
+	if (t) {
+		rc = mdb_txn_renew(t);
+		if (rc)
+			mdb_txn_abort(t);
+	} else {
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
+	}
+	if (rc) {
+		pthread_rwlock_unlock(&s->env_lock);
+		return store_lmdb_code(rc);
+	}
+	*txn = t;
 	return 0;
 }
 
-/* rev is the revision the hist entry is filed under (its mod revision). */
-static int hist_decode(const MDB_val *v, int64_t rev, struct rec *r)
+void store_rtxn_end(store *s, MDB_txn *txn)
 {
-	const uint8_t *p = v->mv_data;
-	uint32_t kn;
-
-	if (v->mv_size < HIST_HDR)
-		return EF_E_CORRUPT;
-	kn = (uint32_t)p[2] << 8 | p[3];
-	if (v->mv_size < HIST_HDR + (size_t)kn || p[0] > HIST_DEL)
-		return EF_E_CORRUPT;
-	r->type = p[0];
-	r->flags = p[1];
-	r->create = get_i64(p + 4);
-	r->version = get_i64(p + 12);
-	r->lease = get_i64(p + 20);
-	r->time_ns = get_i64(p + 28);
-	r->mod = rev;
-	r->key = p + HIST_HDR;
-	r->key_n = kn;
-	r->val = p + HIST_HDR + kn;
-	r->val_n = (uint32_t)(v->mv_size - HIST_HDR - kn);
-	return 0;
+	mdb_txn_reset(txn);
+	pthread_mutex_lock(&s->pool_lock);
+	if (s->pool_n < STORE_POOL_MAX) {
+		s->pool[s->pool_n++] = txn;
+		txn = NULL;
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	if (txn)
+		mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&s->env_lock);
 }
 
-/* LMDB return code -> EF_E_*.  MDB_MAP_FULL is the only request-level one. */
-static int lmdb_code(int rc)
+/* Before the environment closes (no reader active). */
+void store_pool_drain(store *s)
 {
-	switch (rc) {
-	case 0:
+	pthread_mutex_lock(&s->pool_lock);
+	while (s->pool_n)
+		mdb_txn_abort(s->pool[--s->pool_n]);
+	pthread_mutex_unlock(&s->pool_lock);
+}
+
+/* ================================================================== */
+/* Committed state and sizes                                           */
+
+int64_t store_revision(store *s)
+{
+	return atomic_load(&s->c_rev);
+}
+
+int64_t store_compact_revision(store *s)
+{
+	return atomic_load(&s->c_compact);
+}
+
+uint64_t store_applied_index(store *s)
+{
+	return atomic_load(&s->c_applied);
+}
+
+int64_t store_db_size(store *s)
+{
+	MDB_envinfo ei;
+	MDB_stat st;
+	int64_t n;
+
+	pthread_rwlock_rdlock(&s->env_lock);
+	mdb_env_info(s->env, &ei);
+	mdb_env_stat(s->env, &st);
+	n = (int64_t)(ei.me_last_pgno + 1) * st.ms_psize;
+	pthread_rwlock_unlock(&s->env_lock);
+	return n;
+}
+
+/* The freelist is scanned once per committed transaction at most: the
+ * host asks before every write request (etcd's quota check). */
+int64_t store_db_size_in_use(store *s)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_envinfo ei;
+	MDB_val k, v;
+	int64_t pages, free_pages = 0, res;
+	size_t id;
+
+	if (store_rtxn_begin(s, &txn))
 		return 0;
-	case MDB_MAP_FULL:
-		return EF_E_NO_SPACE;
-	case MDB_TXN_FULL:
-		return EF_E_TOO_LARGE;
-	case ENOMEM:
-		return EF_E_NOMEM;
-	case MDB_CORRUPTED:
-	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID:
-	case MDB_VERSION_MISMATCH:
-		return EF_E_CORRUPT;
+	id = mdb_txn_id(txn);
+	pthread_mutex_lock(&s->pool_lock);
+	res = s->inuse_txnid == id && s->inuse_gen == s->env_gen ? s->inuse_bytes : -1;
+	pthread_mutex_unlock(&s->pool_lock);
+	if (res >= 0) {
+		store_rtxn_end(s, txn);
+		return res;
+	}
+	mdb_env_info(s->env, &ei);
+	pages = (int64_t)ei.me_last_pgno + 1;
+	if (mdb_cursor_open(txn, 0, &c) == 0) {
+		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+			if (v.mv_size >= sizeof(size_t))
+				free_pages += (int64_t) * (size_t *)v.mv_data;
+		mdb_cursor_close(c);
+	}
+	if (free_pages > pages)
+		free_pages = pages;
+	res = (pages - free_pages) * (int64_t)s->psize;
+	pthread_mutex_lock(&s->pool_lock);
+	s->inuse_txnid = id;
+	s->inuse_gen = s->env_gen;
+	s->inuse_bytes = res;
+	pthread_mutex_unlock(&s->pool_lock);
+	store_rtxn_end(s, txn);
+	return res;
+}
+
+int64_t store_key_count(store *s)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	int64_t n = 0;
+
+	if (store_rtxn_begin(s, &txn))
+		return 0;
+	if (mdb_stat(txn, s->live, &st) == 0)
+		n = (int64_t)st.ms_entries;
+	store_rtxn_end(s, txn);
+	return n;
+}
+
+int store_sync(store *s)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&s->env_lock);
+	rc = mdb_env_sync(s->env, 1);
+	pthread_rwlock_unlock(&s->env_lock);
+	return rc ? EF_E_IO : 0;
+}
+
+/* ================================================================== */
+/* Quota                                                               */
+
+/* Pages the committed freelist holds (reusable unless old readers pin
+ * them).  Counted at most once per batch, only when the quota is near. */
+static int64_t free_page_count(store *s)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int64_t n = 0;
+
+	if (s->free_pages >= 0)
+		return s->free_pages;
+	if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))
+		return 0;
+	if (mdb_cursor_open(txn, 0, &c) == 0) {
+		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+			if (v.mv_size >= sizeof(size_t))
+				n += (int64_t) * (size_t *)v.mv_data;
+		mdb_cursor_close(c);
+	}
+	mdb_txn_abort(txn);
+	s->free_pages = n;
+	return n;
+}
+
+/* etcd's quota: a request that adds data (put, txn, lease grant) fails with
+ * EF_E_NO_SPACE, before writing anything, when the pages in use plus what
+ * the batch and this request may allocate would pass the quota.  Deletes,
+ * compaction and revokes always run: the map is larger than the quota by a
+ * headroom they can use. */
+int store_quota_check(store *s, const ef_msg *req)
+{
+	MDB_envinfo ei;
+	uint64_t est, used;
+
+	switch (req->type) {
+	case EF_MSG_PUT:
+	case EF_MSG_TXN:
+	case EF_MSG_LEASE_GRANT:
+		break;
 	default:
+		return 0;
+	}
+	/* each key written may split a path of every tree it touches, and its
+	 * value lands in live and hist */
+	est = 2 * ef_request_size(req) / s->psize + 16;
+	if (req->type == EF_MSG_TXN)
+		est += 16 * ((uint64_t)req->u.txn.n_success + req->u.txn.n_failure);
+	mdb_env_info(s->env, &ei);
+	used = (uint64_t)ei.me_last_pgno + 1 + s->batch_pages + est;
+	if (used > s->quota_pages) {
+		int64_t fr = free_page_count(s);
+
+		if (used - (uint64_t)fr > s->quota_pages)
+			return EF_E_NO_SPACE;
+	}
+	s->batch_pages += est;
+	return 0;
+}
+
+/* ================================================================== */
+/* Open, close                                                         */
+
+int store_env_open(store *s, char *err, size_t errlen)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_env_create(&s->env))) {
+		snprintf(err, errlen, "mdb_env_create: %s", mdb_strerror(rc));
+		s->env = NULL;
+		return EF_E_NOMEM;
+	}
+	mdb_env_set_maxdbs(s->env, 8);
+	mdb_env_set_maxreaders(s->env, 1024);
+	mdb_env_set_mapsize(s->env, (size_t)s->map_size);
+	rc = mdb_env_open(s->env, s->dir, MDB_NOSYNC | MDB_NOTLS | MDB_WRITEMAP, 0600);
+	if (rc) {
+		snprintf(err, errlen, "open %s: %s", s->dir, mdb_strerror(rc));
+		goto fail;
+	}
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
+		snprintf(err, errlen, "begin: %s", mdb_strerror(rc));
+		goto fail;
+	}
+	if ((rc = mdb_dbi_open(txn, "live", MDB_CREATE, &s->live)) ||
+	    (rc = mdb_dbi_open(txn, "hist", MDB_CREATE, &s->hist)) ||
+	    (rc = mdb_dbi_open(txn, "keyrev", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED,
+			       &s->keyrev)) ||
+	    (rc = mdb_dbi_open(txn, "lease", MDB_CREATE, &s->lease)) ||
+	    (rc = mdb_dbi_open(txn, "leasekeys", MDB_CREATE | MDB_DUPSORT, &s->leasekeys)) ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta))) {
+		snprintf(err, errlen, "open databases: %s", mdb_strerror(rc));
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	rc = store_state_read(s, txn, &s->rev, &s->compact_rev, &s->applied);
+	if (rc) {
+		snprintf(err, errlen, "read state: %s", ef_strerror(rc));
+		mdb_txn_abort(txn);
+		mdb_env_close(s->env);
+		s->env = NULL;
+		return rc;
+	}
+	if ((rc = mdb_txn_commit(txn))) {
+		snprintf(err, errlen, "commit: %s", mdb_strerror(rc));
+		goto fail;
+	}
+	{
+		MDB_stat st;
+
+		mdb_env_stat(s->env, &st);
+		s->psize = st.ms_psize ? st.ms_psize : 4096;
+		s->quota_pages = s->quota_bytes / s->psize;
+	}
+	atomic_store(&s->c_rev, s->rev);
+	atomic_store(&s->c_compact, s->compact_rev);
+	atomic_store(&s->c_applied, s->applied);
+	return 0;
+fail:
+	mdb_env_close(s->env);
+	s->env = NULL;
+	return rc == MDB_MAP_FULL ? EF_E_NO_SPACE : EF_E_IO;
+}
+
+int store_open(const store_opts *o, store **out, char *err, size_t errlen)
+{
+	store *s;
+	int rc;
+
+	*out = NULL;
+	if (!o || !o->dir) {
+		snprintf(err, errlen, "no data directory");
+		return EF_E_INVALID;
+	}
+	if (mkdir(o->dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", o->dir, strerror(errno));
 		return EF_E_IO;
 	}
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->dir = strdup(o->dir))) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return EF_E_NOMEM;
+	}
+	{
+		uint64_t q = o->quota_bytes ? o->quota_bytes : 2ull << 30;
+		uint64_t head = q / 8 > STORE_MIN_HEADROOM ? q / 8 : STORE_MIN_HEADROOM;
+
+		s->quota_bytes = q;
+		s->map_size = q + head;
+	}
+	s->max_txn_ops = o->max_txn_ops ? o->max_txn_ops : EF_DEFAULT_MAX_TXN_OPS;
+	s->cctx = ZSTD_createCCtx();
+	{
+		/* writer preference: a snapshot install must not starve behind
+		 * a stream of readers (no reader ever takes env_lock twice) */
+		pthread_rwlockattr_t ra;
+
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&s->env_lock, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
+	pthread_mutex_init(&s->pool_lock, NULL);
+	rc = store_env_open(s, err, errlen);
+	if (rc) {
+		pthread_mutex_destroy(&s->pool_lock);
+		pthread_rwlock_destroy(&s->env_lock);
+		ZSTD_freeCCtx(s->cctx);
+		free(s->dir);
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
 }
+
+void store_close(store *s)
+{
+	if (!s)
+		return;
+	if (s->wtxn)
+		mdb_txn_abort(s->wtxn);
+	store_pool_drain(s);
+	if (s->env)
+		mdb_env_close(s->env);
+	pthread_mutex_destroy(&s->pool_lock);
+	pthread_rwlock_destroy(&s->env_lock);
+	ZSTD_freeCCtx(s->cctx);
+	free(s->scratch);
+	free(s->zbuf);
+	free(s->dir);
+	free(s);
+}
+
+/* ================================================================== */
+/* Not yet in their own files                                          */
 
 /* Errors a client request can cause; they fail that request only. */
 static int request_level(int code)
@@ -262,15 +411,6 @@ static int request_level(int code)
 	}
 }
 
-static int check_key(ef_buf k)
-{
-	if (k.n == 0)
-		return EF_E_EMPTY_KEY;
-	if (k.n > EF_MAX_KEY_BYTES)
-		return EF_E_KEY_TOO_LONG;
-	return 0;
-}
-
 static int grow(uint8_t **p, size_t *cap, size_t need)
 {
 	size_t n = *cap ? *cap : 4096;
@@ -288,508 +428,7 @@ static int grow(uint8_t **p, size_t *cap, size_t need)
 	return 0;
 }
 
-/* ---- zstd ---- */
-
-static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
-static pthread_key_t dctx_key;
-
-static void dctx_free(void *p)
-{
-	ZSTD_freeDCtx(p);
-}
-
-static void dctx_init(void)
-{
-	pthread_key_create(&dctx_key, dctx_free);
-}
-
-static ZSTD_DCtx *thread_dctx(void)
-{
-	ZSTD_DCtx *d;
-
-	pthread_once(&dctx_once, dctx_init);
-	d = pthread_getspecific(dctx_key);
-	if (!d) {
-		d = ZSTD_createDCtx();
-		if (d)
-			pthread_setspecific(dctx_key, d);
-	}
-	return d;
-}
-
-/* The plain value of r, copied into a. */
-static int value_copy(ef_arena *a, const struct rec *r, ef_buf *out)
-{
-	if (r->flags & STORE_F_ZSTD) {
-		unsigned long long n = ZSTD_getFrameContentSize(r->val, r->val_n);
-		ZSTD_DCtx *d = thread_dctx();
-		uint8_t *p;
-		size_t got;
-
-		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > UINT32_MAX)
-			return EF_E_CORRUPT;
-		if (!d)
-			return EF_E_NOMEM;
-		p = ef_arena_alloc(a, (size_t)n);
-		if (!p)
-			return EF_E_NOMEM;
-		got = ZSTD_decompressDCtx(d, p, (size_t)n, r->val, r->val_n);
-		if (ZSTD_isError(got) || got != n)
-			return EF_E_CORRUPT;
-		out->p = p;
-		out->n = (uint32_t)n;
-		return 0;
-	}
-	out->n = r->val_n;
-	out->p = r->val_n ? ef_arena_dup(a, r->val, r->val_n) : (const uint8_t *)"";
-	return out->p ? 0 : EF_E_NOMEM;
-}
-
-/* Fill kv from r (key given separately); key and value copied into a. */
-static int kv_fill(ef_arena *a, ef_kv *kv, const void *key, uint32_t key_n, const struct rec *r,
-		   int keys_only)
-{
-	memset(kv, 0, sizeof(*kv));
-	kv->key.p = ef_arena_dup(a, key, key_n ? key_n : 1);
-	if (!kv->key.p)
-		return EF_E_NOMEM;
-	kv->key.n = key_n;
-	kv->create_revision = r->create;
-	kv->mod_revision = r->mod;
-	kv->version = r->version;
-	kv->lease = r->lease;
-	kv->mod_time_ns = r->time_ns;
-	if (keys_only) {
-		kv->value.p = (const uint8_t *)"";
-		return 0;
-	}
-	return value_copy(a, r, &kv->value);
-}
-
-static ef_kv *kv_new(ef_arena *a, const void *key, uint32_t key_n, const struct rec *r, int *err)
-{
-	ef_kv *kv = ef_arena_alloc(a, sizeof(*kv));
-
-	if (!kv) {
-		*err = EF_E_NOMEM;
-		return NULL;
-	}
-	*err = kv_fill(a, kv, key, key_n, r, 0);
-	return *err ? NULL : kv;
-}
-
-/* Grow an arena array of elements of size sz to hold need elements. */
-static int arr_grow(ef_arena *a, void **arr, uint32_t *cap, uint32_t n, uint32_t need, size_t sz)
-{
-	uint32_t nc;
-	void *p;
-
-	if (need <= *cap)
-		return 0;
-	nc = *cap ? *cap * 2 : 16;
-	while (nc < need)
-		nc *= 2;
-	p = ef_arena_alloc(a, (size_t)nc * sz);
-	if (!p)
-		return EF_E_NOMEM;
-	if (n)
-		memcpy(p, *arr, (size_t)n * sz);
-	*arr = p;
-	*cap = nc;
-	return 0;
-}
-
-static ef_event *ev_push(store_events *ev)
-{
-	ef_event *e;
-
-	if (arr_grow(ev->a, (void **)&ev->ev, &ev->cap, ev->n, ev->n + 1, sizeof(ef_event)))
-		return NULL;
-	e = &ev->ev[ev->n++];
-	memset(e, 0, sizeof(*e));
-	return e;
-}
-
-/* ================================================================== */
-/* Range iteration over live (current) or keyrev+hist (historical)      */
-
-enum {
-	RANGE_ONE,
-	RANGE_FROM,
-	RANGE_TO
-};
-
-struct rit {
-	store *s;
-	MDB_txn *txn;
-	MDB_cursor *c;
-	int hist; /* 1: read the state as of revision at from history */
-	int64_t at;
-	ef_buf key, end;
-	int mode, started, done;
-	/* current element */
-	MDB_val k;
-	struct rec r;
-};
-
-static int range_mode(ef_buf end)
-{
-	if (end.n == 0)
-		return RANGE_ONE;
-	if (end.n == 1 && end.p[0] == 0)
-		return RANGE_FROM;
-	return RANGE_TO;
-}
-
-static int rit_open(struct rit *it, store *s, MDB_txn *txn, int hist, int64_t at, ef_buf key,
-		    ef_buf end)
-{
-	int rc;
-
-	memset(it, 0, sizeof(*it));
-	it->s = s;
-	it->txn = txn;
-	it->hist = hist;
-	it->at = at;
-	it->key = key;
-	it->end = end;
-	it->mode = range_mode(end);
-	if (it->mode == RANGE_TO && key_cmp(end.p, end.n, key.p, key.n) <= 0)
-		it->done = 1;
-	if (it->mode == RANGE_ONE && key.n > LMDB_KEY_MAX)
-		it->done = 1;
-	rc = mdb_cursor_open(txn, hist ? s->keyrev : s->live, &it->c);
-	return lmdb_code(rc);
-}
-
-static void rit_close(struct rit *it)
-{
-	if (it->c)
-		mdb_cursor_close(it->c);
-	it->c = NULL;
-}
-
-/* For a historical iterator positioned on key it->k: load the newest entry
- * of that key at or before it->at.  1 = found a live put, 0 = none. */
-static int rit_hist_load(struct rit *it, int *err)
-{
-	uint8_t want[REVKEY_LEN];
-	MDB_val k = it->k, d, hv;
-	int rc;
-
-	*err = 0;
-	rc = mdb_cursor_get(it->c, &k, &d, MDB_LAST_DUP);
-	if (rc == 0 && d.mv_size == REVKEY_LEN && get_i64(d.mv_data) > it->at) {
-		revkey(want, it->at + 1, 0);
-		d.mv_data = want;
-		d.mv_size = REVKEY_LEN;
-		k = it->k;
-		rc = mdb_cursor_get(it->c, &k, &d, MDB_GET_BOTH_RANGE);
-		if (rc == 0)
-			rc = mdb_cursor_get(it->c, &k, &d, MDB_PREV_DUP);
-		if (rc == MDB_NOTFOUND) {
-			/* nothing <= at; leave the cursor on the key's last dup */
-			k = it->k;
-			rc = mdb_cursor_get(it->c, &k, &d, MDB_SET);
-			if (rc == 0)
-				rc = mdb_cursor_get(it->c, &k, &d, MDB_LAST_DUP);
-			if (rc) {
-				*err = lmdb_code(rc);
-				return 0;
-			}
-			return 0;
-		}
-	}
-	if (rc) {
-		*err = lmdb_code(rc);
-		return 0;
-	}
-	if (d.mv_size != REVKEY_LEN) {
-		*err = EF_E_CORRUPT;
-		return 0;
-	}
-	rc = mdb_get(it->txn, it->s->hist, &d, &hv);
-	if (rc) {
-		*err = rc == MDB_NOTFOUND ? EF_E_CORRUPT : lmdb_code(rc);
-		return 0;
-	}
-	*err = hist_decode(&hv, get_i64(d.mv_data), &it->r);
-	if (*err)
-		return 0;
-	return it->r.type == HIST_PUT;
-}
-
-/* Advance to the next key in range that exists at the iterator's revision.
- * 0 = positioned (it->k, it->r), MDB_NOTFOUND = end, else EF_E_* code. */
-static int rit_next(struct rit *it)
-{
-	MDB_val d;
-	int rc, err;
-
-	for (;;) {
-		if (it->done)
-			return MDB_NOTFOUND;
-		if (!it->started) {
-			it->started = 1;
-			it->k.mv_data = (void *)it->key.p;
-			it->k.mv_size = it->key.n > LMDB_KEY_MAX ? LMDB_KEY_MAX : it->key.n;
-			rc = mdb_cursor_get(it->c, &it->k, &d,
-					    it->mode == RANGE_ONE ? MDB_SET_KEY : MDB_SET_RANGE);
-		} else {
-			if (it->mode == RANGE_ONE) {
-				it->done = 1;
-				return MDB_NOTFOUND;
-			}
-			rc = mdb_cursor_get(it->c, &it->k, &d,
-					    it->hist ? MDB_NEXT_NODUP : MDB_NEXT);
-		}
-		if (rc == MDB_NOTFOUND) {
-			it->done = 1;
-			return MDB_NOTFOUND;
-		}
-		if (rc)
-			return lmdb_code(rc);
-		if (key_cmp(it->k.mv_data, it->k.mv_size, it->key.p, it->key.n) < 0)
-			continue; /* only when the start key is longer than LMDB allows */
-		if (it->mode == RANGE_TO &&
-		    key_cmp(it->k.mv_data, it->k.mv_size, it->end.p, it->end.n) >= 0) {
-			it->done = 1;
-			return MDB_NOTFOUND;
-		}
-		if (!it->hist) {
-			rc = live_decode(&d, &it->r);
-			return rc;
-		}
-		if (rit_hist_load(it, &err))
-			return 0;
-		if (err)
-			return err;
-	}
-}
-
-/* ================================================================== */
-/* Range                                                               */
-
-struct sort_ctx {
-	uint8_t target, desc;
-};
-
-static int kv_sort_cmp(const void *x, const void *y, void *arg)
-{
-	const ef_kv *a = x, *b = y;
-	const struct sort_ctx *sc = arg;
-	int c = 0;
-
-	switch (sc->target) {
-	case EF_SORT_VERSION:
-		c = (a->version > b->version) - (a->version < b->version);
-		break;
-	case EF_SORT_CREATE:
-		c = (a->create_revision > b->create_revision) -
-		    (a->create_revision < b->create_revision);
-		break;
-	case EF_SORT_MOD:
-		c = (a->mod_revision > b->mod_revision) - (a->mod_revision < b->mod_revision);
-		break;
-	case EF_SORT_VALUE:
-		c = key_cmp(a->value.p, a->value.n, b->value.p, b->value.n);
-		break;
-	default:
-		break;
-	}
-	if (sc->desc)
-		c = -c;
-	if (c == 0) {
-		c = key_cmp(a->key.p, a->key.n, b->key.p, b->key.n);
-		if (sc->desc && sc->target == EF_SORT_KEY)
-			c = -c;
-	}
-	return c;
-}
-
-static int pass_filters(const ef_range_req *q, const struct rec *r)
-{
-	if (q->min_mod_revision > 0 && r->mod < q->min_mod_revision)
-		return 0;
-	if (q->max_mod_revision > 0 && r->mod > q->max_mod_revision)
-		return 0;
-	if (q->min_create_revision > 0 && r->create < q->min_create_revision)
-		return 0;
-	if (q->max_create_revision > 0 && r->create > q->max_create_revision)
-		return 0;
-	return 1;
-}
-
-/* Range in txn whose current revision is cur and compact revision compact. */
-static int range_txn(store *s, MDB_txn *txn, int64_t cur, int64_t compact, const ef_range_req *q,
-		     ef_range_resp *out, ef_arena *a)
-{
-	struct rit it;
-	int64_t at = q->revision > 0 ? q->revision : cur;
-	int filters = q->min_mod_revision > 0 || q->max_mod_revision > 0 ||
-		      q->min_create_revision > 0 || q->max_create_revision > 0;
-	uint8_t order = q->sort_order;
-	int64_t limit = q->limit > 0 ? q->limit : 0;
-	int need_all, rc;
-	uint32_t cap = 0;
-
-	memset(out, 0, sizeof(*out));
-	if (q->key.n == 0)
-		return EF_E_EMPTY_KEY;
-	if (q->revision > 0 && q->revision < compact)
-		return EF_E_COMPACTED;
-	if (q->revision > cur)
-		return EF_E_FUTURE_REV;
-	/* etcd: a non-key target with order NONE sorts ascending; key ascending
-	 * is the natural order. */
-	if (q->sort_target != EF_SORT_KEY && order == EF_SORT_NONE)
-		order = EF_SORT_ASCEND;
-	else if (q->sort_target == EF_SORT_KEY && order == EF_SORT_ASCEND)
-		order = EF_SORT_NONE;
-	need_all = filters || order != EF_SORT_NONE;
-
-	rc = rit_open(&it, s, txn, at < cur, at, q->key, q->range_end);
-	if (rc)
-		return rc;
-	while ((rc = rit_next(&it)) == 0) {
-		ef_kv *kv;
-
-		out->count++;
-		if (q->count_only)
-			continue;
-		if (!need_all && limit && out->n_kvs >= limit) {
-			out->more = 1;
-			continue;
-		}
-		if (filters && !pass_filters(q, &it.r))
-			continue;
-		rc = arr_grow(a, (void **)&out->kvs, &cap, out->n_kvs, out->n_kvs + 1,
-			      sizeof(ef_kv));
-		if (rc)
-			break;
-		kv = &out->kvs[out->n_kvs];
-		rc = kv_fill(a, kv, it.k.mv_data, (uint32_t)it.k.mv_size, &it.r, q->keys_only);
-		if (rc)
-			break;
-		out->n_kvs++;
-	}
-	rit_close(&it);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-	if (need_all && out->n_kvs > 1 && order != EF_SORT_NONE) {
-		struct sort_ctx sc = {q->sort_target, order == EF_SORT_DESCEND};
-
-		if (q->sort_target > EF_SORT_VALUE)
-			sc.target = EF_SORT_KEY;
-		qsort_r(out->kvs, out->n_kvs, sizeof(ef_kv), kv_sort_cmp, &sc);
-	}
-	if (need_all && limit && out->n_kvs > limit) {
-		out->n_kvs = (uint32_t)limit;
-		out->more = 1;
-	}
-	return 0;
-}
-
-/* ================================================================== */
-/* Read transactions                                                   */
-
-static int state_read(store *s, MDB_txn *txn, int64_t *rev, int64_t *compact, uint64_t *applied)
-{
-	MDB_val k = {7, (void *)"s/state"}, v;
-	int rc = mdb_get(txn, s->meta, &k, &v);
-
-	if (rc == MDB_NOTFOUND) {
-		/* as etcd: an empty store is at revision 1, the first write makes 2 */
-		*rev = 1;
-		*compact = 0;
-		if (applied)
-			*applied = 0;
-		return 0;
-	}
-	if (rc)
-		return lmdb_code(rc);
-	if (v.mv_size != 24)
-		return EF_E_CORRUPT;
-	*rev = get_i64(v.mv_data);
-	*compact = get_i64((uint8_t *)v.mv_data + 8);
-	if (applied)
-		*applied = ef_get_be64((uint8_t *)v.mv_data + 16);
-	return 0;
-}
-
-/* Read transactions come from a pool of reset handles: mdb_txn_renew
- * keeps the reader slot and allocation of the handle, where mdb_txn_begin
- * would malloc and scan the reader table under its process-shared mutex. */
-static int rtxn_begin(store *s, MDB_txn **txn)
-{
-	MDB_txn *t = NULL;
-	int rc;
-
-	pthread_rwlock_rdlock(&s->env_lock);
-	pthread_mutex_lock(&s->pool_lock);
-	if (s->pool_n)
-		t = s->pool[--s->pool_n];
-	pthread_mutex_unlock(&s->pool_lock);
-	if (t) {
-		rc = mdb_txn_renew(t);
-		if (rc)
-			mdb_txn_abort(t);
-	} else {
-		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
-	}
-	if (rc) {
-		pthread_rwlock_unlock(&s->env_lock);
-		return lmdb_code(rc);
-	}
-	*txn = t;
-	return 0;
-}
-
-static void rtxn_end(store *s, MDB_txn *txn)
-{
-	mdb_txn_reset(txn);
-	pthread_mutex_lock(&s->pool_lock);
-	if (s->pool_n < STORE_POOL_MAX) {
-		s->pool[s->pool_n++] = txn;
-		txn = NULL;
-	}
-	pthread_mutex_unlock(&s->pool_lock);
-	if (txn)
-		mdb_txn_abort(txn);
-	pthread_rwlock_unlock(&s->env_lock);
-}
-
-/* Before the environment closes (no reader active). */
-static void pool_drain(store *s)
-{
-	pthread_mutex_lock(&s->pool_lock);
-	while (s->pool_n)
-		mdb_txn_abort(s->pool[--s->pool_n]);
-	pthread_mutex_unlock(&s->pool_lock);
-}
-
-int store_range(store *s, const ef_range_req *req, ef_range_resp *resp, int64_t *header_rev,
-		ef_arena *a)
-{
-	MDB_txn *txn;
-	int64_t rev, compact;
-	int rc = rtxn_begin(s, &txn);
-
-	if (rc)
-		return rc;
-	rc = state_read(s, txn, &rev, &compact, NULL);
-	if (!rc)
-		rc = range_txn(s, txn, rev, compact, req, resp, a);
-	if (header_rev)
-		*header_rev = rev;
-	rtxn_end(s, txn);
-	return rc;
-}
-
-/* ================================================================== */
-/* Write helpers                                                       */
-
-static int lease_exists(struct wctx *c, int64_t id, int64_t *ttl)
+int store_lease_exists(struct wctx *c, int64_t id, int64_t *ttl)
 {
 	uint8_t lk[8];
 	MDB_val k = {8, lk}, v;
@@ -800,23 +439,23 @@ static int lease_exists(struct wctx *c, int64_t id, int64_t *ttl)
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
-		return -lmdb_code(rc);
+		return -store_lmdb_code(rc);
 	if (ttl && v.mv_size == 8)
 		*ttl = get_i64(v.mv_data);
 	return 1;
 }
 
-static int leasekey_put(struct wctx *c, int64_t id, const void *key, uint32_t kn)
+int store_leasekey_put(struct wctx *c, int64_t id, const void *key, uint32_t kn)
 {
 	uint8_t lk[8];
 	MDB_val k = {8, lk}, v = {kn, (void *)key};
 
 	lease_key(lk, id);
 	c->dirty = 1;
-	return lmdb_code(mdb_put(c->txn, c->s->leasekeys, &k, &v, 0));
+	return store_lmdb_code(mdb_put(c->txn, c->s->leasekeys, &k, &v, 0));
 }
 
-static int leasekey_del(struct wctx *c, int64_t id, const void *key, uint32_t kn)
+int store_leasekey_del(struct wctx *c, int64_t id, const void *key, uint32_t kn)
 {
 	uint8_t lk[8];
 	MDB_val k = {8, lk}, v = {kn, (void *)key};
@@ -825,7 +464,7 @@ static int leasekey_del(struct wctx *c, int64_t id, const void *key, uint32_t kn
 	lease_key(lk, id);
 	c->dirty = 1;
 	rc = mdb_del(c->txn, c->s->leasekeys, &k, &v);
-	return rc == MDB_NOTFOUND ? 0 : lmdb_code(rc);
+	return rc == MDB_NOTFOUND ? 0 : store_lmdb_code(rc);
 }
 
 /* Append a hist entry (and its keyrev index) for the current request. */
@@ -842,7 +481,7 @@ static int hist_put(struct wctx *c, uint8_t type, uint8_t flags, const void *key
 	c->dirty = 1;
 	rc = mdb_put(c->txn, s->hist, &k, &v, MDB_RESERVE | MDB_APPEND);
 	if (rc)
-		return lmdb_code(rc);
+		return store_lmdb_code(rc);
 	p = v.mv_data;
 	p[0] = type;
 	p[1] = flags;
@@ -864,13 +503,13 @@ static int hist_put(struct wctx *c, uint8_t type, uint8_t flags, const void *key
 	if (rc == MDB_KEYEXIST)
 		rc = mdb_put(c->txn, s->keyrev, &k, &v, 0);
 	if (rc)
-		return lmdb_code(rc);
+		return store_lmdb_code(rc);
 	c->sub++;
 	return 0;
 }
 
 /* The current record of key in the request's txn. 1 found, 0 not, <0 -code. */
-static int live_get(struct wctx *c, const void *key, uint32_t kn, struct rec *r)
+int store_live_get(struct wctx *c, const void *key, uint32_t kn, struct rec *r)
 {
 	MDB_val k = {kn, (void *)key}, v;
 	int rc;
@@ -881,15 +520,12 @@ static int live_get(struct wctx *c, const void *key, uint32_t kn, struct rec *r)
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
-		return -lmdb_code(rc);
-	rc = live_decode(&v, r);
+		return -store_lmdb_code(rc);
+	rc = store_live_decode(&v, r);
 	return rc ? -rc : 1;
 }
 
-/* ================================================================== */
-/* Put                                                                 */
-
-static int do_put(struct wctx *c, const ef_put_req *q, ef_put_resp *out)
+int store_do_put(struct wctx *c, const ef_put_req *q, ef_put_resp *out)
 {
 	store *s = c->s;
 	struct rec cur = {0};
@@ -907,32 +543,32 @@ static int do_put(struct wctx *c, const ef_put_req *q, ef_put_resp *out)
 		return EF_E_VALUE_PROVIDED;
 	if (q->ignore_lease && q->lease)
 		return EF_E_LEASE_PROVIDED;
-	have = live_get(c, q->key.p, q->key.n, &cur);
+	have = store_live_get(c, q->key.p, q->key.n, &cur);
 	if (have < 0)
 		return -have;
 	if ((q->ignore_value || q->ignore_lease) && !have)
 		return EF_E_NOT_FOUND;
 	lease = q->ignore_lease ? cur.lease : q->lease;
 	if (!q->ignore_lease && lease) {
-		rc = lease_exists(c, lease, NULL);
+		rc = store_lease_exists(c, lease, NULL);
 		if (rc < 0)
 			return -rc;
 		if (!rc)
 			return EF_E_LEASE_NOT_FOUND;
 	}
 	if (have && q->prev_kv && out) {
-		out->prev_kv = kv_new(c->a, q->key.p, q->key.n, &cur, &rc);
+		out->prev_kv = store_kv_new(c->a, q->key.p, q->key.n, &cur, &rc);
 		if (!out->prev_kv)
 			return rc;
 	}
 	if (c->ev) {
-		ef_event *e = ev_push(c->ev);
+		ef_event *e = store_ev_push(c->ev);
 
 		if (!e)
 			return EF_E_NOMEM;
 		e->type = EF_EVENT_PUT;
 		if (have) {
-			e->prev_kv = kv_new(c->ev->a, q->key.p, q->key.n, &cur, &rc);
+			e->prev_kv = store_kv_new(c->ev->a, q->key.p, q->key.n, &cur, &rc);
 			if (!e->prev_kv)
 				return rc;
 		}
@@ -966,11 +602,11 @@ static int do_put(struct wctx *c, const ef_put_req *q, ef_put_resp *out)
 		}
 	}
 	if (have && cur.lease != lease && cur.lease) {
-		if ((rc = leasekey_del(c, cur.lease, q->key.p, q->key.n)))
+		if ((rc = store_leasekey_del(c, cur.lease, q->key.p, q->key.n)))
 			return rc;
 	}
 	if (lease && (!have || cur.lease != lease)) {
-		if ((rc = leasekey_put(c, lease, q->key.p, q->key.n)))
+		if ((rc = store_leasekey_put(c, lease, q->key.p, q->key.n)))
 			return rc;
 	}
 	k.mv_size = q->key.n;
@@ -979,7 +615,7 @@ static int do_put(struct wctx *c, const ef_put_req *q, ef_put_resp *out)
 	c->dirty = 1;
 	rc = mdb_put(c->txn, s->live, &k, &v, MDB_RESERVE);
 	if (rc)
-		return lmdb_code(rc);
+		return store_lmdb_code(rc);
 	p = v.mv_data;
 	p[0] = flags;
 	put_i64(p + 1, create);
@@ -997,20 +633,17 @@ static int do_put(struct wctx *c, const ef_put_req *q, ef_put_resp *out)
 		struct rec nr = {HIST_PUT,   flags, create, c->rev, version, lease,
 				 c->time_ns, NULL,  0,      val,    vn};
 
-		rc = kv_fill(c->ev->a, &e->kv, q->key.p, q->key.n, &nr, 0);
+		rc = store_kv_fill(c->ev->a, &e->kv, q->key.p, q->key.n, &nr, 0);
 		if (rc)
 			return rc;
 	}
 	return 0;
 }
 
-/* ================================================================== */
-/* Delete                                                              */
-
 /* Delete the live key at the position of cursor lc (record r decoded from
  * it).  unlink_lease: also remove it from its lease's key list. */
-static int kill_key(struct wctx *c, MDB_cursor *lc, const MDB_val *key, const struct rec *r,
-		    int unlink_lease, ef_kv *prev)
+int store_kill_key(struct wctx *c, MDB_cursor *lc, const MDB_val *key, const struct rec *r,
+		   int unlink_lease, ef_kv *prev)
 {
 	uint8_t kb[LMDB_KEY_MAX + 1];
 	uint32_t kn = (uint32_t)key->mv_size;
@@ -1020,15 +653,15 @@ static int kill_key(struct wctx *c, MDB_cursor *lc, const MDB_val *key, const st
 	if (kn > LMDB_KEY_MAX)
 		return EF_E_CORRUPT;
 	memcpy(kb, key->mv_data, kn);
-	if (prev && (rc = kv_fill(c->a, prev, kb, kn, r, 0)))
+	if (prev && (rc = store_kv_fill(c->a, prev, kb, kn, r, 0)))
 		return rc;
 	if (c->ev) {
-		ef_event *e = ev_push(c->ev);
+		ef_event *e = store_ev_push(c->ev);
 
 		if (!e)
 			return EF_E_NOMEM;
 		e->type = EF_EVENT_DELETE;
-		e->prev_kv = kv_new(c->ev->a, kb, kn, r, &rc);
+		e->prev_kv = store_kv_new(c->ev->a, kb, kn, r, &rc);
 		if (!e->prev_kv)
 			return rc;
 		e->kv.key.p = ef_arena_dup(c->ev->a, kb, kn);
@@ -1040,13 +673,13 @@ static int kill_key(struct wctx *c, MDB_cursor *lc, const MDB_val *key, const st
 	c->dirty = 1;
 	rc = mdb_cursor_del(lc, 0);
 	if (rc)
-		return lmdb_code(rc);
-	if (unlink_lease && lease && (rc = leasekey_del(c, lease, kb, kn)))
+		return store_lmdb_code(rc);
+	if (unlink_lease && lease && (rc = store_leasekey_del(c, lease, kb, kn)))
 		return rc;
 	return hist_put(c, HIST_DEL, 0, kb, kn, 0, 0, 0, NULL, 0);
 }
 
-static int do_delete(struct wctx *c, const ef_delete_req *q, ef_delete_resp *out)
+int store_do_delete(struct wctx *c, const ef_delete_req *q, ef_delete_resp *out)
 {
 	store *s = c->s;
 	MDB_cursor *lc;
@@ -1064,7 +697,7 @@ static int do_delete(struct wctx *c, const ef_delete_req *q, ef_delete_resp *out
 		return 0;
 	rc = mdb_cursor_open(c->txn, s->live, &lc);
 	if (rc)
-		return lmdb_code(rc);
+		return store_lmdb_code(rc);
 	memcpy(kb, q->key.p, q->key.n);
 	k.mv_size = q->key.n;
 	for (;;) {
@@ -1073,23 +706,23 @@ static int do_delete(struct wctx *c, const ef_delete_req *q, ef_delete_resp *out
 		k.mv_data = kb;
 		rc = mdb_cursor_get(lc, &k, &v, mode == RANGE_ONE ? MDB_SET_KEY : MDB_SET_RANGE);
 		if (rc) {
-			rc = rc == MDB_NOTFOUND ? 0 : lmdb_code(rc);
+			rc = rc == MDB_NOTFOUND ? 0 : store_lmdb_code(rc);
 			break;
 		}
 		if (mode == RANGE_TO &&
 		    key_cmp(k.mv_data, k.mv_size, q->range_end.p, q->range_end.n) >= 0)
 			break;
-		if ((rc = live_decode(&v, &r)))
+		if ((rc = store_live_decode(&v, &r)))
 			break;
 		if (out && q->prev_kv) {
-			rc = arr_grow(c->a, (void **)&out->prev_kvs, &cap, out->n_prev_kvs,
-				      out->n_prev_kvs + 1, sizeof(ef_kv));
+			rc = store_arr_grow(c->a, (void **)&out->prev_kvs, &cap, out->n_prev_kvs,
+					    out->n_prev_kvs + 1, sizeof(ef_kv));
 			if (rc)
 				break;
 		}
 		memcpy(kb, k.mv_data, k.mv_size);
-		rc = kill_key(c, lc, &k, &r, 1,
-			      out && q->prev_kv ? &out->prev_kvs[out->n_prev_kvs] : NULL);
+		rc = store_kill_key(c, lc, &k, &r, 1,
+				    out && q->prev_kv ? &out->prev_kvs[out->n_prev_kvs] : NULL);
 		if (rc)
 			break;
 		if (out) {
@@ -1103,9 +736,6 @@ static int do_delete(struct wctx *c, const ef_delete_req *q, ef_delete_resp *out
 	mdb_cursor_close(lc);
 	return rc;
 }
-
-/* ================================================================== */
-/* Txn                                                                 */
 
 static int buf_cmp(const void *x, const void *y)
 {
@@ -1197,7 +827,7 @@ static int cmp_one(struct wctx *c, const ef_compare *q, const struct rec *r, int
 			return 0;
 		}
 		if (r->flags & STORE_F_ZSTD) {
-			if ((rc = value_copy(c->a, r, &v)))
+			if ((rc = store_value_copy(c->a, r, &v)))
 				return rc;
 		} else {
 			v.p = r->val;
@@ -1248,16 +878,16 @@ static int eval_compare(struct wctx *c, const ef_compare *q, int *ok)
 	int rc, any = 0;
 
 	*ok = 1;
-	rc = rit_open(&it, c->s, c->txn, 0, 0, q->key, q->range_end);
+	rc = store_rit_open(&it, c->s, c->txn, 0, 0, q->key, q->range_end);
 	if (rc)
 		return rc;
-	while (*ok && (rc = rit_next(&it)) == 0) {
+	while (*ok && (rc = store_rit_next(&it)) == 0) {
 		any = 1;
 		rc = cmp_one(c, q, &it.r, ok);
 		if (rc)
 			break;
 	}
-	rit_close(&it);
+	store_rit_close(&it);
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
 	if (!any)
@@ -1291,14 +921,14 @@ static int txn_precheck(struct wctx *c, const ef_op *ops, uint32_t n)
 			break;
 		case EF_OP_PUT:
 			if (pq->ignore_value || pq->ignore_lease) {
-				rc = live_get(c, pq->key.p, pq->key.n, &r);
+				rc = store_live_get(c, pq->key.p, pq->key.n, &r);
 				if (rc < 0)
 					return -rc;
 				if (!rc)
 					return EF_E_NOT_FOUND;
 			}
 			if (!pq->ignore_lease && pq->lease) {
-				rc = lease_exists(c, pq->lease, NULL);
+				rc = store_lease_exists(c, pq->lease, NULL);
 				if (rc < 0)
 					return -rc;
 				if (!rc)
@@ -1310,12 +940,12 @@ static int txn_precheck(struct wctx *c, const ef_op *ops, uint32_t n)
 			if (!changed) {
 				struct rit it;
 
-				rc = rit_open(&it, c->s, c->txn, 0, 0, ops[i].u.del.key,
-					      ops[i].u.del.range_end);
+				rc = store_rit_open(&it, c->s, c->txn, 0, 0, ops[i].u.del.key,
+						    ops[i].u.del.range_end);
 				if (rc)
 					return rc;
-				rc = rit_next(&it);
-				rit_close(&it);
+				rc = store_rit_next(&it);
+				store_rit_close(&it);
 				if (rc == 0)
 					changed = 1;
 				else if (rc != MDB_NOTFOUND)
@@ -1329,7 +959,7 @@ static int txn_precheck(struct wctx *c, const ef_op *ops, uint32_t n)
 	return 0;
 }
 
-static int do_txn(struct wctx *c, const ef_txn_req *t, ef_txn_resp *out)
+int store_do_txn(struct wctx *c, const ef_txn_req *t, ef_txn_resp *out)
 {
 	store *s = c->s;
 	uint32_t i, n;
@@ -1373,14 +1003,14 @@ static int do_txn(struct wctx *c, const ef_txn_req *t, ef_txn_resp *out)
 		r->type = ops[i].type;
 		switch (ops[i].type) {
 		case EF_OP_RANGE:
-			rc = range_txn(s, c->txn, c->sub ? c->rev : c->rev - 1, s->compact_rev,
-				       &ops[i].u.range, &r->u.range, c->a);
+			rc = store_range_txn(s, c->txn, c->sub ? c->rev : c->rev - 1,
+					     s->compact_rev, &ops[i].u.range, &r->u.range, c->a);
 			break;
 		case EF_OP_PUT:
-			rc = do_put(c, &ops[i].u.put, &r->u.put);
+			rc = store_do_put(c, &ops[i].u.put, &r->u.put);
 			break;
 		case EF_OP_DELETE:
-			rc = do_delete(c, &ops[i].u.del, &r->u.del);
+			rc = store_do_delete(c, &ops[i].u.del, &r->u.del);
 			break;
 		default:
 			rc = EF_E_INVALID;
@@ -1390,9 +1020,6 @@ static int do_txn(struct wctx *c, const ef_txn_req *t, ef_txn_resp *out)
 	}
 	return 0;
 }
-
-/* ================================================================== */
-/* Compaction                                                          */
 
 /* Drop every keyrev/hist entry of key kb older than hk. */
 static int compact_older(struct wctx *c, MDB_cursor *kc, const uint8_t *kb, uint32_t kn,
@@ -1411,21 +1038,21 @@ static int compact_older(struct wctx *c, MDB_cursor *kc, const uint8_t *kb, uint
 		if (rc == MDB_NOTFOUND)
 			return EF_E_CORRUPT; /* hist entry without its keyrev index */
 		if (rc)
-			return lmdb_code(rc);
+			return store_lmdb_code(rc);
 		if (kd.mv_size != REVKEY_LEN)
 			return EF_E_CORRUPT;
 		if (memcmp(kd.mv_data, hk, REVKEY_LEN) >= 0)
 			return 0;
 		memcpy(old, kd.mv_data, REVKEY_LEN);
 		if ((rc = mdb_cursor_del(kc, 0)))
-			return lmdb_code(rc);
+			return store_lmdb_code(rc);
 		rc = mdb_del(c->txn, c->s->hist, &ok, NULL);
 		if (rc && rc != MDB_NOTFOUND)
-			return lmdb_code(rc);
+			return store_lmdb_code(rc);
 	}
 }
 
-static int do_compact(struct wctx *c, int64_t to)
+int store_do_compact(struct wctx *c, int64_t to)
 {
 	store *s = c->s;
 	MDB_cursor *hc = NULL, *kc = NULL;
@@ -1440,7 +1067,7 @@ static int do_compact(struct wctx *c, int64_t to)
 		return EF_E_FUTURE_REV;
 	if ((rc = mdb_cursor_open(c->txn, s->hist, &hc)) ||
 	    (rc = mdb_cursor_open(c->txn, s->keyrev, &kc))) {
-		rc = lmdb_code(rc);
+		rc = store_lmdb_code(rc);
 		goto out;
 	}
 	revkey(pos, s->compact_rev + 1, 0);
@@ -1453,7 +1080,7 @@ static int do_compact(struct wctx *c, int64_t to)
 		k.mv_data = pos;
 		rc = mdb_cursor_get(hc, &k, &v, MDB_SET_RANGE);
 		if (rc) {
-			rc = rc == MDB_NOTFOUND ? 0 : lmdb_code(rc);
+			rc = rc == MDB_NOTFOUND ? 0 : store_lmdb_code(rc);
 			break;
 		}
 		if (k.mv_size != REVKEY_LEN) {
@@ -1463,7 +1090,7 @@ static int do_compact(struct wctx *c, int64_t to)
 		memcpy(hk, k.mv_data, REVKEY_LEN);
 		if (get_i64(hk) > to)
 			break;
-		if ((rc = hist_decode(&v, get_i64(hk), &r)))
+		if ((rc = store_hist_decode(&v, get_i64(hk), &r)))
 			break;
 		type = r.type;
 		kn = r.key_n;
@@ -1480,7 +1107,7 @@ static int do_compact(struct wctx *c, int64_t to)
 		if (rc == MDB_NOTFOUND)
 			newest = 1;
 		else if (rc) {
-			rc = lmdb_code(rc);
+			rc = store_lmdb_code(rc);
 			break;
 		} else
 			newest = kd.mv_size == REVKEY_LEN && get_i64(kd.mv_data) > to;
@@ -1493,7 +1120,7 @@ static int do_compact(struct wctx *c, int64_t to)
 			if ((rc = mdb_cursor_get(kc, &kk, &kd, MDB_GET_BOTH)) ||
 			    (rc = mdb_cursor_del(kc, 0)) ||
 			    (rc = mdb_del(c->txn, s->hist, &hv, NULL))) {
-				rc = lmdb_code(rc);
+				rc = store_lmdb_code(rc);
 				break;
 			}
 		}
@@ -1513,10 +1140,7 @@ out:
 	return rc;
 }
 
-/* ================================================================== */
-/* Leases                                                              */
-
-static int do_lease_grant(struct wctx *c, const ef_lease_req *q, ef_lease_resp *out)
+int store_do_lease_grant(struct wctx *c, const ef_lease_req *q, ef_lease_resp *out)
 {
 	uint8_t lk[8], tv[8];
 	MDB_val k = {8, lk}, v = {8, tv};
@@ -1526,7 +1150,7 @@ static int do_lease_grant(struct wctx *c, const ef_lease_req *q, ef_lease_resp *
 		return EF_E_INVALID;
 	if (q->ttl > STORE_MAX_LEASE_TTL)
 		return EF_E_LEASE_TTL_TOO_LARGE;
-	rc = lease_exists(c, q->id, NULL);
+	rc = store_lease_exists(c, q->id, NULL);
 	if (rc < 0)
 		return -rc;
 	if (rc)
@@ -1538,14 +1162,14 @@ static int do_lease_grant(struct wctx *c, const ef_lease_req *q, ef_lease_resp *
 	if (rc == MDB_KEYEXIST)
 		return EF_E_LEASE_EXISTS;
 	if (rc)
-		return lmdb_code(rc);
+		return store_lmdb_code(rc);
 	out->id = q->id;
 	out->ttl = q->ttl;
 	out->granted_ttl = q->ttl;
 	return 0;
 }
 
-static int do_lease_revoke(struct wctx *c, int64_t id)
+int store_do_lease_revoke(struct wctx *c, int64_t id)
 {
 	store *s = c->s;
 	uint8_t lk[8];
@@ -1554,7 +1178,7 @@ static int do_lease_revoke(struct wctx *c, int64_t id)
 	uint8_t kb[LMDB_KEY_MAX + 1];
 	int rc;
 
-	rc = lease_exists(c, id, NULL);
+	rc = store_lease_exists(c, id, NULL);
 	if (rc < 0)
 		return -rc;
 	if (!rc)
@@ -1562,7 +1186,7 @@ static int do_lease_revoke(struct wctx *c, int64_t id)
 	lease_key(lk, id);
 	if ((rc = mdb_cursor_open(c->txn, s->leasekeys, &kc)) ||
 	    (rc = mdb_cursor_open(c->txn, s->live, &lc))) {
-		rc = lmdb_code(rc);
+		rc = store_lmdb_code(rc);
 		goto out;
 	}
 	/* Take the first attached key, unlink and delete it, repeat: every
@@ -1576,7 +1200,7 @@ static int do_lease_revoke(struct wctx *c, int64_t id)
 		if (rc == MDB_NOTFOUND)
 			break;
 		if (rc) {
-			rc = lmdb_code(rc);
+			rc = store_lmdb_code(rc);
 			goto out;
 		}
 		kn = (uint32_t)kv.mv_size;
@@ -1586,7 +1210,7 @@ static int do_lease_revoke(struct wctx *c, int64_t id)
 		}
 		memcpy(kb, kv.mv_data, kn);
 		if ((rc = mdb_cursor_del(kc, 0))) {
-			rc = lmdb_code(rc);
+			rc = store_lmdb_code(rc);
 			goto out;
 		}
 		kv.mv_data = kb;
@@ -1595,37 +1219,23 @@ static int do_lease_revoke(struct wctx *c, int64_t id)
 		if (rc == MDB_NOTFOUND)
 			continue; /* stale index entry */
 		if (rc) {
-			rc = lmdb_code(rc);
+			rc = store_lmdb_code(rc);
 			goto out;
 		}
-		if ((rc = live_decode(&lv, &r)))
+		if ((rc = store_live_decode(&lv, &r)))
 			goto out;
 		if (r.lease != id)
 			continue;
-		if ((rc = kill_key(c, lc, &kv, &r, 0, NULL)))
+		if ((rc = store_kill_key(c, lc, &kv, &r, 0, NULL)))
 			goto out;
 	}
-	rc = lmdb_code(mdb_del(c->txn, s->lease, &k, NULL));
+	rc = store_lmdb_code(mdb_del(c->txn, s->lease, &k, NULL));
 out:
 	if (kc)
 		mdb_cursor_close(kc);
 	if (lc)
 		mdb_cursor_close(lc);
 	return rc;
-}
-
-/* ================================================================== */
-/* Apply                                                               */
-
-static int write_state(store *s, MDB_txn *txn)
-{
-	uint8_t b[24];
-	MDB_val k = {7, (void *)"s/state"}, v = {24, b};
-
-	put_i64(b, s->rev);
-	put_i64(b + 8, s->compact_rev);
-	ef_be64(b + 16, s->applied);
-	return lmdb_code(mdb_put(txn, s->meta, &k, &v, 0));
 }
 
 int store_begin(store *s)
@@ -1637,7 +1247,7 @@ int store_begin(store *s)
 	rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
 	if (rc) {
 		s->wtxn = NULL;
-		return lmdb_code(rc);
+		return store_lmdb_code(rc);
 	}
 	s->batch_pages = 0;
 	s->free_pages = -1;
@@ -1648,20 +1258,20 @@ static int apply_one(struct wctx *c, const ef_msg *req, ef_msg *resp)
 {
 	switch (req->type) {
 	case EF_MSG_PUT:
-		return do_put(c, &req->u.put, &resp->u.put_resp);
+		return store_do_put(c, &req->u.put, &resp->u.put_resp);
 	case EF_MSG_DELETE:
-		return do_delete(c, &req->u.del, &resp->u.del_resp);
+		return store_do_delete(c, &req->u.del, &resp->u.del_resp);
 	case EF_MSG_TXN:
-		return do_txn(c, &req->u.txn, &resp->u.txn_resp);
+		return store_do_txn(c, &req->u.txn, &resp->u.txn_resp);
 	case EF_MSG_COMPACT:
-		return do_compact(c, req->u.compact.revision);
+		return store_do_compact(c, req->u.compact.revision);
 	case EF_MSG_LEASE_GRANT:
-		return do_lease_grant(c, &req->u.lease, &resp->u.lease_resp);
+		return store_do_lease_grant(c, &req->u.lease, &resp->u.lease_resp);
 	case EF_MSG_LEASE_REVOKE:
-		return do_lease_revoke(c, req->u.lease.id);
+		return store_do_lease_revoke(c, req->u.lease.id);
 	case EF_MSG_LEASE_KEEPALIVE: {
 		int64_t ttl = 0;
-		int rc = lease_exists(c, req->u.lease.id, &ttl);
+		int rc = store_lease_exists(c, req->u.lease.id, &ttl);
 
 		if (rc < 0)
 			return -rc;
@@ -1673,70 +1283,11 @@ static int apply_one(struct wctx *c, const ef_msg *req, ef_msg *resp)
 		return 0;
 	}
 	case EF_MSG_RANGE:
-		return range_txn(c->s, c->txn, c->s->rev, c->s->compact_rev, &req->u.range,
-				 &resp->u.range_resp, c->a);
+		return store_range_txn(c->s, c->txn, c->s->rev, c->s->compact_rev, &req->u.range,
+				       &resp->u.range_resp, c->a);
 	default:
 		return EF_E_UNKNOWN_TYPE;
 	}
-}
-
-/* Pages the committed freelist holds (reusable unless old readers pin
- * them).  Counted at most once per batch, only when the quota is near. */
-static int64_t free_page_count(store *s)
-{
-	MDB_txn *txn;
-	MDB_cursor *c;
-	MDB_val k, v;
-	int64_t n = 0;
-
-	if (s->free_pages >= 0)
-		return s->free_pages;
-	if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))
-		return 0;
-	if (mdb_cursor_open(txn, 0, &c) == 0) {
-		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
-			if (v.mv_size >= sizeof(size_t))
-				n += (int64_t) * (size_t *)v.mv_data;
-		mdb_cursor_close(c);
-	}
-	mdb_txn_abort(txn);
-	s->free_pages = n;
-	return n;
-}
-
-/* etcd's quota: a request that adds data (put, txn, lease grant) fails with
- * EF_E_NO_SPACE, before writing anything, when the pages in use plus what
- * the batch and this request may allocate would pass the quota.  Deletes,
- * compaction and revokes always run: the map is larger than the quota by a
- * headroom they can use. */
-static int quota_check(store *s, const ef_msg *req)
-{
-	MDB_envinfo ei;
-	uint64_t est, used;
-
-	switch (req->type) {
-	case EF_MSG_PUT:
-	case EF_MSG_TXN:
-	case EF_MSG_LEASE_GRANT:
-		break;
-	default:
-		return 0;
-	}
-	/* each key written may split a path of every tree it touches, and its
-	 * value lands in live and hist */
-	est = 2 * ef_request_size(req) / s->psize + 16;
-	if (req->type == EF_MSG_TXN)
-		est += 16 * ((uint64_t)req->u.txn.n_success + req->u.txn.n_failure);
-	mdb_env_info(s->env, &ei);
-	used = (uint64_t)ei.me_last_pgno + 1 + s->batch_pages + est;
-	if (used > s->quota_pages) {
-		int64_t fr = free_page_count(s);
-
-		if (used - (uint64_t)fr > s->quota_pages)
-			return EF_E_NO_SPACE;
-	}
-	s->batch_pages += est;
-	return 0;
 }
 
 /* Leave the batch after a failure that cannot be undone. */
@@ -1775,7 +1326,7 @@ int store_apply(store *s, int64_t time_ns, const ef_msg *req, ef_msg *resp, ef_a
 	c.time_ns = time_ns;
 	c.a = a;
 	c.ev = ev;
-	rc = quota_check(s, req);
+	rc = store_quota_check(s, req);
 	if (!rc)
 		rc = apply_one(&c, req, resp);
 	if (rc && (c.dirty || !request_level(rc))) {
@@ -1809,7 +1360,7 @@ int store_commit(store *s, uint64_t applied_index)
 	if (!s->wtxn)
 		return EF_E_INVALID;
 	s->applied = applied_index;
-	rc = write_state(s, s->wtxn);
+	rc = store_state_write(s, s->wtxn);
 	if (rc) {
 		store_abort(s);
 		return rc;
@@ -1820,7 +1371,7 @@ int store_commit(store *s, uint64_t applied_index)
 		s->rev = atomic_load(&s->c_rev);
 		s->compact_rev = atomic_load(&s->c_compact);
 		s->applied = atomic_load(&s->c_applied);
-		return lmdb_code(rc);
+		return store_lmdb_code(rc);
 	}
 	atomic_store(&s->c_rev, s->rev);
 	atomic_store(&s->c_compact, s->compact_rev);
@@ -1838,222 +1389,6 @@ void store_abort(store *s)
 	s->applied = atomic_load(&s->c_applied);
 }
 
-int store_sync(store *s)
-{
-	int rc;
-
-	pthread_rwlock_rdlock(&s->env_lock);
-	rc = mdb_env_sync(s->env, 1);
-	pthread_rwlock_unlock(&s->env_lock);
-	return rc ? EF_E_IO : 0;
-}
-
-/* ================================================================== */
-/* Events from history                                                 */
-
-int store_events_since(store *s, ef_buf key, ef_buf range_end, int64_t from_rev, uint32_t max,
-		       int want_prev, store_events *out, int64_t *next_rev)
-{
-	MDB_txn *txn;
-	MDB_cursor *hc = NULL, *kc = NULL;
-	int64_t cur, compact, last_rev = 0;
-	uint32_t rev_start = 0, n0 = out->n;
-	uint8_t pos[REVKEY_LEN];
-	int mode = range_mode(range_end), err = 0;
-	MDB_val k, v;
-	int rc = rtxn_begin(s, &txn);
-
-	if (rc)
-		return rc;
-	if ((rc = state_read(s, txn, &cur, &compact, NULL)))
-		goto out;
-	if (from_rev < 1)
-		from_rev = 1;
-	if (compact > 0 && from_rev < compact) {
-		rc = EF_E_COMPACTED;
-		goto out;
-	}
-	*next_rev = cur + 1;
-	if (from_rev > cur)
-		goto out;
-	if ((rc = lmdb_code(mdb_cursor_open(txn, s->hist, &hc))) ||
-	    (rc = lmdb_code(mdb_cursor_open(txn, s->keyrev, &kc))))
-		goto out;
-	revkey(pos, from_rev, 0);
-	k.mv_size = REVKEY_LEN;
-	k.mv_data = pos;
-	for (rc = mdb_cursor_get(hc, &k, &v, MDB_SET_RANGE); rc == 0 && !err;
-	     rc = mdb_cursor_get(hc, &k, &v, MDB_NEXT)) {
-		struct rec r;
-		int64_t rev;
-		ef_event *e;
-
-		if (k.mv_size != REVKEY_LEN) {
-			err = EF_E_CORRUPT;
-			break;
-		}
-		rev = get_i64(k.mv_data);
-		if ((err = hist_decode(&v, rev, &r)))
-			break;
-		if (mode == RANGE_ONE) {
-			if (key_cmp(r.key, r.key_n, key.p, key.n) != 0)
-				continue;
-		} else if (key_cmp(r.key, r.key_n, key.p, key.n) < 0 ||
-			   (mode == RANGE_TO &&
-			    key_cmp(r.key, r.key_n, range_end.p, range_end.n) >= 0)) {
-			continue;
-		}
-		if (rev != last_rev) {
-			if (max > 0 && out->n - n0 >= max) {
-				*next_rev = rev;
-				break;
-			}
-			last_rev = rev;
-			rev_start = out->n;
-		} else if (max > 0 && out->n - n0 >= max && rev_start > n0) {
-			/* this revision does not fit whole: leave it for next time */
-			out->n = rev_start;
-			*next_rev = rev;
-			break;
-		}
-		e = ev_push(out);
-		if (!e) {
-			err = EF_E_NOMEM;
-			break;
-		}
-		e->type = r.type == HIST_PUT ? EF_EVENT_PUT : EF_EVENT_DELETE;
-		if (r.type == HIST_PUT) {
-			err = kv_fill(out->a, &e->kv, r.key, r.key_n, &r, 0);
-		} else {
-			e->kv.key.p = ef_arena_dup(out->a, r.key, r.key_n ? r.key_n : 1);
-			e->kv.key.n = r.key_n;
-			e->kv.mod_revision = rev;
-			err = e->kv.key.p ? 0 : EF_E_NOMEM;
-		}
-		if (err || !want_prev)
-			continue;
-		{
-			MDB_val kk = {r.key_n, (void *)r.key}, kd = k, hv;
-			struct rec pr;
-			int prc;
-
-			prc = mdb_cursor_get(kc, &kk, &kd, MDB_GET_BOTH);
-			if (prc == 0)
-				prc = mdb_cursor_get(kc, &kk, &kd, MDB_PREV_DUP);
-			if (prc == MDB_NOTFOUND)
-				continue;
-			if (prc == 0)
-				prc = mdb_get(txn, s->hist, &kd, &hv);
-			if (prc) {
-				err = prc == MDB_NOTFOUND ? EF_E_CORRUPT : lmdb_code(prc);
-				break;
-			}
-			err = hist_decode(&hv, get_i64(kd.mv_data), &pr);
-			if (!err && pr.type == HIST_PUT)
-				e->prev_kv = kv_new(out->a, pr.key, pr.key_n, &pr, &err);
-		}
-	}
-	if (!err && rc && rc != MDB_NOTFOUND)
-		err = lmdb_code(rc);
-	rc = err;
-	if (rc)
-		out->n = n0;
-out:
-	if (hc)
-		mdb_cursor_close(hc);
-	if (kc)
-		mdb_cursor_close(kc);
-	rtxn_end(s, txn);
-	return rc;
-}
-
-/* ================================================================== */
-/* Stats, leases, meta                                                 */
-
-int64_t store_revision(store *s)
-{
-	return atomic_load(&s->c_rev);
-}
-
-int64_t store_compact_revision(store *s)
-{
-	return atomic_load(&s->c_compact);
-}
-
-uint64_t store_applied_index(store *s)
-{
-	return atomic_load(&s->c_applied);
-}
-
-int64_t store_db_size(store *s)
-{
-	MDB_envinfo ei;
-	MDB_stat st;
-	int64_t n;
-
-	pthread_rwlock_rdlock(&s->env_lock);
-	mdb_env_info(s->env, &ei);
-	mdb_env_stat(s->env, &st);
-	n = (int64_t)(ei.me_last_pgno + 1) * st.ms_psize;
-	pthread_rwlock_unlock(&s->env_lock);
-	return n;
-}
-
-/* The freelist is scanned once per committed transaction at most: the
- * host asks before every write request (etcd's quota check). */
-int64_t store_db_size_in_use(store *s)
-{
-	MDB_txn *txn;
-	MDB_cursor *c;
-	MDB_envinfo ei;
-	MDB_val k, v;
-	int64_t pages, free_pages = 0, res;
-	size_t id;
-
-	if (rtxn_begin(s, &txn))
-		return 0;
-	id = mdb_txn_id(txn);
-	pthread_mutex_lock(&s->pool_lock);
-	res = s->inuse_txnid == id && s->inuse_gen == s->env_gen ? s->inuse_bytes : -1;
-	pthread_mutex_unlock(&s->pool_lock);
-	if (res >= 0) {
-		rtxn_end(s, txn);
-		return res;
-	}
-	mdb_env_info(s->env, &ei);
-	pages = (int64_t)ei.me_last_pgno + 1;
-	if (mdb_cursor_open(txn, 0, &c) == 0) {
-		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
-			if (v.mv_size >= sizeof(size_t))
-				free_pages += (int64_t) * (size_t *)v.mv_data;
-		mdb_cursor_close(c);
-	}
-	if (free_pages > pages)
-		free_pages = pages;
-	res = (pages - free_pages) * (int64_t)s->psize;
-	pthread_mutex_lock(&s->pool_lock);
-	s->inuse_txnid = id;
-	s->inuse_gen = s->env_gen;
-	s->inuse_bytes = res;
-	pthread_mutex_unlock(&s->pool_lock);
-	rtxn_end(s, txn);
-	return res;
-}
-
-int64_t store_key_count(store *s)
-{
-	MDB_txn *txn;
-	MDB_stat st;
-	int64_t n = 0;
-
-	if (rtxn_begin(s, &txn))
-		return 0;
-	if (mdb_stat(txn, s->live, &st) == 0)
-		n = (int64_t)st.ms_entries;
-	rtxn_end(s, txn);
-	return n;
-}
-
 int store_lease_list(store *s, store_lease **out, uint32_t *n)
 {
 	MDB_txn *txn;
@@ -2062,13 +1397,13 @@ int store_lease_list(store *s, store_lease **out, uint32_t *n)
 	MDB_val k, v;
 	store_lease *l = NULL;
 	uint32_t i = 0, cap;
-	int rc = rtxn_begin(s, &txn);
+	int rc = store_rtxn_begin(s, &txn);
 
 	*out = NULL;
 	*n = 0;
 	if (rc)
 		return rc;
-	rc = lmdb_code(mdb_stat(txn, s->lease, &st));
+	rc = store_lmdb_code(mdb_stat(txn, s->lease, &st));
 	if (rc)
 		goto out;
 	cap = (uint32_t)st.ms_entries;
@@ -2077,7 +1412,7 @@ int store_lease_list(store *s, store_lease **out, uint32_t *n)
 		rc = EF_E_NOMEM;
 		goto out;
 	}
-	rc = lmdb_code(mdb_cursor_open(txn, s->lease, &c));
+	rc = store_lmdb_code(mdb_cursor_open(txn, s->lease, &c));
 	if (rc)
 		goto out;
 	while (i < cap && mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0) {
@@ -2093,7 +1428,7 @@ int store_lease_list(store *s, store_lease **out, uint32_t *n)
 	l = NULL;
 out:
 	free(l);
-	rtxn_end(s, txn);
+	store_rtxn_end(s, txn);
 	return rc;
 }
 
@@ -2105,7 +1440,7 @@ int store_lease_get(store *s, int64_t id, store_lease *l, ef_buf **keys, uint32_
 	uint8_t lk[8];
 	MDB_val k = {8, lk}, v;
 	uint32_t cap = 0;
-	int rc = rtxn_begin(s, &txn), err = 0;
+	int rc = store_rtxn_begin(s, &txn), err = 0;
 
 	if (n_keys)
 		*n_keys = 0;
@@ -2120,21 +1455,22 @@ int store_lease_get(store *s, int64_t id, store_lease *l, ef_buf **keys, uint32_
 		goto out;
 	}
 	if (rc || v.mv_size != 8) {
-		rc = rc ? lmdb_code(rc) : EF_E_CORRUPT;
+		rc = rc ? store_lmdb_code(rc) : EF_E_CORRUPT;
 		goto out;
 	}
 	l->id = id;
 	l->ttl = get_i64(v.mv_data);
 	if (!keys || !n_keys)
 		goto out;
-	rc = lmdb_code(mdb_cursor_open(txn, s->leasekeys, &c));
+	rc = store_lmdb_code(mdb_cursor_open(txn, s->leasekeys, &c));
 	if (rc)
 		goto out;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY); rc == 0 && !err;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
 		ef_buf *b;
 
-		if ((err = arr_grow(a, (void **)keys, &cap, *n_keys, *n_keys + 1, sizeof(ef_buf))))
+		if ((err = store_arr_grow(a, (void **)keys, &cap, *n_keys, *n_keys + 1,
+					  sizeof(ef_buf))))
 			break;
 		b = &(*keys)[*n_keys];
 		b->p = ef_arena_dup(a, v.mv_data, v.mv_size ? v.mv_size : 1);
@@ -2147,206 +1483,11 @@ int store_lease_get(store *s, int64_t id, store_lease *l, ef_buf **keys, uint32_
 	}
 	mdb_cursor_close(c);
 	if (!err && rc && rc != MDB_NOTFOUND)
-		err = lmdb_code(rc);
+		err = store_lmdb_code(rc);
 	rc = err;
 out:
-	rtxn_end(s, txn);
+	store_rtxn_end(s, txn);
 	return rc;
-}
-
-static int meta_name(const char *name, uint8_t *buf, MDB_val *k)
-{
-	size_t n = strlen(name);
-
-	if (n == 0 || n + 2 > LMDB_KEY_MAX)
-		return EF_E_INVALID;
-	buf[0] = 'u';
-	buf[1] = '/';
-	memcpy(buf + 2, name, n);
-	k->mv_data = buf;
-	k->mv_size = n + 2;
-	return 0;
-}
-
-int store_meta_get(store *s, const char *name, ef_buf *val, ef_arena *a)
-{
-	uint8_t kb[LMDB_KEY_MAX + 1];
-	MDB_val k, v;
-	MDB_txn *txn;
-	int rc = meta_name(name, kb, &k);
-
-	if (rc)
-		return rc;
-	if (s->wtxn) {
-		/* the apply thread sees its own uncommitted batch */
-		txn = s->wtxn;
-		rc = mdb_get(txn, s->meta, &k, &v);
-	} else {
-		if ((rc = rtxn_begin(s, &txn)))
-			return rc;
-		rc = mdb_get(txn, s->meta, &k, &v);
-	}
-	if (rc == MDB_NOTFOUND) {
-		rc = EF_E_NOT_FOUND;
-	} else if (rc) {
-		rc = lmdb_code(rc);
-	} else {
-		val->n = (uint32_t)v.mv_size;
-		val->p = ef_arena_dup(a, v.mv_data, v.mv_size ? v.mv_size : 1);
-		rc = val->p ? 0 : EF_E_NOMEM;
-	}
-	if (txn != s->wtxn)
-		rtxn_end(s, txn);
-	return rc;
-}
-
-int store_meta_put(store *s, const char *name, const void *val, uint32_t len)
-{
-	uint8_t kb[LMDB_KEY_MAX + 1];
-	MDB_val k, v = {len, (void *)val};
-	int rc = meta_name(name, kb, &k);
-
-	if (rc)
-		return rc;
-	if (!s->wtxn)
-		return EF_E_INVALID;
-	return lmdb_code(mdb_put(s->wtxn, s->meta, &k, &v, 0));
-}
-
-/* ================================================================== */
-/* Open, close, snapshots                                              */
-
-static int env_open(store *s, char *err, size_t errlen)
-{
-	MDB_txn *txn;
-	int rc;
-
-	if ((rc = mdb_env_create(&s->env))) {
-		snprintf(err, errlen, "mdb_env_create: %s", mdb_strerror(rc));
-		s->env = NULL;
-		return EF_E_NOMEM;
-	}
-	mdb_env_set_maxdbs(s->env, 8);
-	mdb_env_set_maxreaders(s->env, 1024);
-	mdb_env_set_mapsize(s->env, (size_t)s->map_size);
-	rc = mdb_env_open(s->env, s->dir, MDB_NOSYNC | MDB_NOTLS | MDB_WRITEMAP, 0600);
-	if (rc) {
-		snprintf(err, errlen, "open %s: %s", s->dir, mdb_strerror(rc));
-		goto fail;
-	}
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
-		snprintf(err, errlen, "begin: %s", mdb_strerror(rc));
-		goto fail;
-	}
-	if ((rc = mdb_dbi_open(txn, "live", MDB_CREATE, &s->live)) ||
-	    (rc = mdb_dbi_open(txn, "hist", MDB_CREATE, &s->hist)) ||
-	    (rc = mdb_dbi_open(txn, "keyrev", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED,
-			       &s->keyrev)) ||
-	    (rc = mdb_dbi_open(txn, "lease", MDB_CREATE, &s->lease)) ||
-	    (rc = mdb_dbi_open(txn, "leasekeys", MDB_CREATE | MDB_DUPSORT, &s->leasekeys)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta))) {
-		snprintf(err, errlen, "open databases: %s", mdb_strerror(rc));
-		mdb_txn_abort(txn);
-		goto fail;
-	}
-	rc = state_read(s, txn, &s->rev, &s->compact_rev, &s->applied);
-	if (rc) {
-		snprintf(err, errlen, "read state: %s", ef_strerror(rc));
-		mdb_txn_abort(txn);
-		mdb_env_close(s->env);
-		s->env = NULL;
-		return rc;
-	}
-	if ((rc = mdb_txn_commit(txn))) {
-		snprintf(err, errlen, "commit: %s", mdb_strerror(rc));
-		goto fail;
-	}
-	{
-		MDB_stat st;
-
-		mdb_env_stat(s->env, &st);
-		s->psize = st.ms_psize ? st.ms_psize : 4096;
-		s->quota_pages = s->quota_bytes / s->psize;
-	}
-	atomic_store(&s->c_rev, s->rev);
-	atomic_store(&s->c_compact, s->compact_rev);
-	atomic_store(&s->c_applied, s->applied);
-	return 0;
-fail:
-	mdb_env_close(s->env);
-	s->env = NULL;
-	return rc == MDB_MAP_FULL ? EF_E_NO_SPACE : EF_E_IO;
-}
-
-int store_open(const store_opts *o, store **out, char *err, size_t errlen)
-{
-	store *s;
-	int rc;
-
-	*out = NULL;
-	if (!o || !o->dir) {
-		snprintf(err, errlen, "no data directory");
-		return EF_E_INVALID;
-	}
-	if (mkdir(o->dir, 0700) && errno != EEXIST) {
-		snprintf(err, errlen, "mkdir %s: %s", o->dir, strerror(errno));
-		return EF_E_IO;
-	}
-	s = calloc(1, sizeof(*s));
-	if (!s || !(s->dir = strdup(o->dir))) {
-		free(s);
-		snprintf(err, errlen, "out of memory");
-		return EF_E_NOMEM;
-	}
-	{
-		uint64_t q = o->quota_bytes ? o->quota_bytes : 2ull << 30;
-		uint64_t head = q / 8 > STORE_MIN_HEADROOM ? q / 8 : STORE_MIN_HEADROOM;
-
-		s->quota_bytes = q;
-		s->map_size = q + head;
-	}
-	s->max_txn_ops = o->max_txn_ops ? o->max_txn_ops : EF_DEFAULT_MAX_TXN_OPS;
-	s->cctx = ZSTD_createCCtx();
-	{
-		/* writer preference: a snapshot install must not starve behind
-		 * a stream of readers (no reader ever takes env_lock twice) */
-		pthread_rwlockattr_t ra;
-
-		pthread_rwlockattr_init(&ra);
-		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-		pthread_rwlock_init(&s->env_lock, &ra);
-		pthread_rwlockattr_destroy(&ra);
-	}
-	pthread_mutex_init(&s->pool_lock, NULL);
-	rc = env_open(s, err, errlen);
-	if (rc) {
-		pthread_mutex_destroy(&s->pool_lock);
-		pthread_rwlock_destroy(&s->env_lock);
-		ZSTD_freeCCtx(s->cctx);
-		free(s->dir);
-		free(s);
-		return rc;
-	}
-	*out = s;
-	return 0;
-}
-
-void store_close(store *s)
-{
-	if (!s)
-		return;
-	if (s->wtxn)
-		mdb_txn_abort(s->wtxn);
-	pool_drain(s);
-	if (s->env)
-		mdb_env_close(s->env);
-	pthread_mutex_destroy(&s->pool_lock);
-	pthread_rwlock_destroy(&s->env_lock);
-	ZSTD_freeCCtx(s->cctx);
-	free(s->scratch);
-	free(s->zbuf);
-	free(s->dir);
-	free(s);
 }
 
 int store_snapshot_write(store *s, int fd)
@@ -2418,13 +1559,13 @@ int store_snapshot_install(store *s, const char *path)
 		mdb_txn_abort(s->wtxn);
 		s->wtxn = NULL;
 	}
-	pool_drain(s);
+	store_pool_drain(s);
 	mdb_env_close(s->env);
 	s->env = NULL;
 	s->env_gen++;
 	if (rename(tmp, data))
 		rc = EF_E_IO;
-	if (env_open(s, err, sizeof(err)) && !rc)
+	if (store_env_open(s, err, sizeof(err)) && !rc)
 		rc = EF_E_IO;
 	pthread_rwlock_unlock(&s->env_lock);
 	return rc;
