@@ -72,6 +72,23 @@ static int hist_put(struct wctx *c, uint8_t type, uint8_t flags, const void *key
 	return 0;
 }
 
+/* The current record of key in the request's txn. 1 found, 0 not, <0 -code. */
+int store_live_get(struct wctx *c, const void *key, uint32_t kn, struct rec *r)
+{
+	MDB_val k = {kn, (void *)key}, v;
+	int rc;
+
+	if (kn > LMDB_KEY_MAX)
+		return 0;
+	rc = mdb_get(c->txn, c->s->live, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return -store_lmdb_code(rc);
+	rc = store_live_decode(&v, r);
+	return rc ? -rc : 1;
+}
+
 /* ================================================================== */
 /* Put                                                                 */
 
