@@ -52,16 +52,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../proto/client.h"
-#include "log.h"
-#include "../common/metrics.h"
-#include "node.h"
-#include "peer.h"
-#include "raft/raft.h"
-#include "store.h"
-#include "wal.h"
-#include "watchhub.h"
+#include "../../common/clock.h"
+#include "../../proto/client.h"
+#include "../log.h"
+#include "../../common/metrics.h"
+#include "../node.h"
+#include "../peer.h"
+#include "../raft/raft.h"
+#include "../store.h"
+#include "../wal.h"
+#include "../watchhub.h"
 
 #define ETCFS_VERSION "3.4.0"
 #define SNAP_CHUNK (1u << 20)
