@@ -481,6 +481,42 @@ TEST(test_leader_order)
 	member_free(n);
 }
 
+/* Leader, group commit: entries an earlier ready made durable are applied
+ * (and their clients answered) before this ready's fsync, never entries
+ * of this ready. */
+TEST(test_leader_applies_durable_before_fsync)
+{
+	reset();
+	node *n = member_new(CLUSTER3, &fake_io, NULL);
+	elect(n);
+	uint32_t len;
+	uint64_t x = 0, y = 0;
+	uint8_t *p = put_payload(n, 0, 11, &len);
+	CHECK_EQ(raft_propose(n->r, p, len, &x), 0);
+	free(p);
+	CHECK_EQ(drain(n), 0); /* x persisted and sent */
+
+	/* A follower acknowledges x while y arrives: one ready holds y to
+	 * persist and x to apply. */
+	int mark = n_evs;
+	step(n, (raft_msg){.type = RAFT_MSG_APP_RESP,
+			   .from = id_of(n, "c"),
+			   .term = raft_term(n->r),
+			   .index = x});
+	p = put_payload(n, 0, 12, &len);
+	CHECK_EQ(raft_propose(n->r, p, len, &y), 0);
+	free(p);
+	CHECK_EQ(drain(n), 0);
+	int apply_x = find(mark, E_APPLY, 11), append_y = find(mark, E_APPEND, y),
+	    sync_y = find(mark, E_SYNC, 0);
+	CHECK(apply_x >= 0 && append_y >= 0 && sync_y > append_y);
+	CHECK(apply_x < sync_y);               /* x's client need not wait for y's fsync */
+	CHECK_EQ(find(mark, E_APPLY, 12), -1); /* y: not committed, not applied */
+	CHECK_EQ(fst.applied, x);
+	CHECK_EQ(check_contract(), 0);
+	member_free(n);
+}
+
 /* Follower: a vote and an append response leave only after the fsync; the
  * entry it persisted is applied once the leader says it is committed, and
  * this member's own client (the origin) is answered after the apply. */
@@ -716,6 +752,7 @@ int main(void)
 		return 1;
 	}
 	RUN(test_leader_order);
+	RUN(test_leader_applies_durable_before_fsync);
 	RUN(test_follower_order);
 	RUN(test_fsync_failure_stops);
 	RUN(test_torn_tail_restart);
