@@ -10,7 +10,8 @@
  *   names.c    key <-> file name escaping (see man/etcfs.1, ESCAPING)
  *   inode.c    the inode table
  *   kv.c       small cluster helpers over efc_call (get, probe, put, txn)
- *   ops.c      the FUSE low-level handlers
+ *   ops/       the FUSE low-level handlers, one file per concern (lookup,
+ *              file, namespace, xattr, table; ops/ops_int.h)
  *   dir.c      readdir paging
  *   reflect.c  the watch and the reflector thread
  *   resync.c   re-reading the prefix when the watch was lost for good
@@ -77,7 +78,7 @@ struct fs_inode {
 	uint64_t gen;     /* bumped when the key is unlinked or replaced: handles
 				    opened before must not write it back */
 	int ndirty;       /* open handles with uncommitted data */
-	/* Page cache policy (ops.c, do_open): readers share the kernel page cache
+	/* Page cache policy (ops/file.c, do_open): readers share the kernel page cache
 	 * only while every such reader has the same revision (cache_rev) and no
 	 * local writer is open; anyone else does direct I/O from its own
 	 * snapshot, so no read can mix two revisions. */
@@ -91,7 +92,7 @@ struct fs_inode {
 	int linger;              /* DIR: this mount removed keys below it; once empty it is
 				    still found by name while the kernel holds it (nlookup >
 				    0), until rmdir: rm -r and mv's copy fallback rmdir it
-				    after the entry timeout (ops.c, lookup_lingering) */
+				    after the entry timeout (ops/lookup.c, lookup_lingering) */
 };
 
 /* One open file.  The value is read once at open (one revision) and
@@ -385,14 +386,13 @@ int kv_write(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a);
 int kv_put(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *val, uint32_t vlen,
 	   int64_t expect_rev, int keep_lease, int64_t lease, int64_t *rev_out);
 int kv_delete(struct fs_mount *m, const uint8_t *key, uint32_t klen, int64_t *deleted);
-
 /* ---- dir.c ---- */
 struct fs_dirh;
 int dir_open(struct fs_mount *m, struct fs_inode *dir, struct fs_dirh **out);
 int dir_read(struct fs_mount *m, fuse_req_t req, struct fs_dirh *d, size_t size, off_t off);
 void dir_close(struct fs_dirh *d);
 
-/* ---- ops.c ---- */
+/* ---- ops/ ---- */
 extern const struct fuse_lowlevel_ops fs_ops;
 
 /* ---- metrics.c ---- */
