@@ -9,7 +9,8 @@
  *
  *   names.c    key <-> file name escaping (see man/etcfs.1, ESCAPING)
  *   inode.c    the inode table
- *   kv.c       small cluster helpers over efc_call (get, probe, put, txn)
+ *   kv.c       small cluster helpers over efc_call (get, probe, put, txn,
+ *              the read-modify-write kv_update)
  *   ops/       the FUSE low-level handlers, one file per concern (lookup,
  *              file, namespace, xattr, table; ops/ops_int.h)
  *   dir.c      readdir paging
@@ -386,6 +387,27 @@ int kv_write(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a);
 int kv_put(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *val, uint32_t vlen,
 	   int64_t expect_rev, int keep_lease, int64_t lease, int64_t *rev_out);
 int kv_delete(struct fs_mount *m, const uint8_t *key, uint32_t klen, int64_t *deleted);
+/* What a kv_update callback makes of the key's current value: kv_update
+ * fills it with that value and lease (none when absent) before the call, so
+ * a callback sets only what it changes. */
+struct kv_change {
+	const uint8_t *val; /* the new value: the current one or the callback's */
+	uint32_t vlen;
+	int64_t lease; /* the key's lease after the put (0: none) */
+	void *to_free; /* freed by kv_update after the attempt (NULL: nothing) */
+};
+/* Called once per attempt with the key's current value (cur->exists 0 when
+ * absent); 0 to put *out, or an errno that ends kv_update with it. */
+typedef int (*kv_update_fn)(const struct kv_val *cur, struct kv_change *out, void *arg);
+/* Read-modify-write of key: read it (linearizable), let fn compute the new
+ * value, put it only if the key is unchanged since the read (mod_revision,
+ * or still absent), and start again from a new read when it changed, a few
+ * times.  Returns 0 or an errno (ESTALE: it kept changing).  On success
+ * *res (when not NULL) is the key's metadata after the put (mod_revision,
+ * version, lease, mod_time) and *res_size the new value's length. */
+int kv_update(struct fs_mount *m, const uint8_t *key, uint32_t klen, kv_update_fn fn, void *arg,
+	      ef_kv *res, uint64_t *res_size);
+
 /* ---- dir.c ---- */
 struct fs_dirh;
 int dir_open(struct fs_mount *m, struct fs_inode *dir, struct fs_dirh **out);

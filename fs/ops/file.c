@@ -11,7 +11,8 @@
  *    and only then return, so close() reports EIO/EFBIG/EACCES/EROFS/ESTALE.
  *    Readers that reload on CLOSE_WRITE thus never see a half-written value
  *    (../shared/NOTES-fuse.md, "Consequences worth designing for").
- *  - a truncate with no open handle is a read-modify-write of the key.
+ *  - a truncate with no open handle is a read-modify-write of the key
+ *    (kv_update, kv.c).
  *  - the reflector's opens and writes (reflect.c) only make the kernel's
  *    events: its handles never commit.
  */
@@ -473,6 +474,24 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 /* ------------------------------------------------------------------ */
 /* setattr                                                              */
 
+/* kv_update callback of truncate_key: the value cut or zero-extended to
+ * *(uint64_t *)arg bytes, lease kept. */
+static int truncate_value(const struct kv_val *cur, struct kv_change *out, void *arg)
+{
+	uint64_t size = *(const uint64_t *)arg;
+	if (!cur->exists)
+		return ENOENT;
+	uint8_t *nv = calloc(1, size ? size : 1);
+	if (!nv)
+		return ENOMEM;
+	fs_memcpy(nv, cur->val, cur->vlen < size ? cur->vlen : size);
+	out->val = nv;
+	out->vlen = (uint32_t)size;
+	out->to_free = nv;
+	return 0;
+}
+
+/* truncate(2) of a file nobody here has open: one read-modify-write. */
 static int truncate_key(struct fs_mount *m, fuse_ino_t ino, uint64_t size)
 {
 	uint8_t *key;
@@ -485,42 +504,13 @@ static int truncate_key(struct fs_mount *m, fuse_ino_t ino, uint64_t size)
 		free(key);
 		return EFBIG;
 	}
-	int rv = EF_E_TXN_FAILED;
-	for (int attempt = 0; attempt < 5 && rv == EF_E_TXN_FAILED; attempt++) {
-		struct kv_val v;
-		rv = kv_get(m, key, klen, 0, &v);
-		if (rv)
-			break;
-		if (!v.exists) {
-			rv = EF_E_NOT_FOUND;
-			break;
-		}
-		uint8_t *nv = calloc(1, size ? size : 1);
-		if (!nv) {
-			free(v.val);
-			rv = EF_E_NOMEM;
-			break;
-		}
-		fs_memcpy(nv, v.val, v.vlen < size ? v.vlen : size);
-		int64_t rev;
-		rv = kv_put(m, key, klen, nv, (uint32_t)size, v.kv.mod_revision, 0, v.kv.lease,
-			    &rev);
-		if (rv == 0) {
-			pthread_mutex_lock(&m->mu);
-			struct fs_inode *in = inode_by_ino(m, ino);
-			ef_kv kv = v.kv;
-			kv.mod_revision = rev;
-			kv.version++;
-			kv.mod_time_ns = clock_wall_ns();
-			if (in)
-				inode_set_kv(in, &kv, size);
-			pthread_mutex_unlock(&m->mu);
-		}
-		free(nv);
-		free(v.val);
-	}
+	ef_kv kv;
+	uint64_t vlen;
+	err = kv_update(m, key, klen, truncate_value, &size, &kv, &vlen);
 	free(key);
-	return rv ? ef_errno(rv) : 0;
+	if (!err)
+		ops_note_kv(m, ino, &kv, vlen);
+	return err;
 }
 
 static int do_setattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct stat *attr,

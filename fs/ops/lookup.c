@@ -446,6 +446,15 @@ int ops_refresh_file(struct fs_mount *m, fuse_ino_t ino)
 	return 0;
 }
 
+void ops_note_kv(struct fs_mount *m, fuse_ino_t ino, const ef_kv *kv, uint64_t size)
+{
+	pthread_mutex_lock(&m->mu);
+	struct fs_inode *in = inode_by_ino(m, ino);
+	if (in)
+		inode_set_kv(in, kv, size);
+	pthread_mutex_unlock(&m->mu);
+}
+
 static int do_getattr(struct fs_mount *m, fuse_ino_t ino, int reflector, struct stat *st,
 		      double *tmo)
 {

@@ -82,6 +82,8 @@ int ops_view_find(struct fs_mount *m, int type, const uint8_t *k, uint32_t n, in
 		  ef_kv *kv, uint64_t *size);
 /* Re-read the key of file ino into its inode.  0 or an errno. */
 int ops_refresh_file(struct fs_mount *m, fuse_ino_t ino);
+/* This mount wrote kv (a value of size bytes) to the key of ino: record it. */
+void ops_note_kv(struct fs_mount *m, fuse_ino_t ino, const ef_kv *kv, uint64_t size);
 /* A directory this mount emptied stays reachable by name until rmdir:
  * ops_linger_mark after removing a name from parent, ops_linger_clear when
  * t's directory itself was removed (lookup.c, lookup_lingering). */

@@ -1,7 +1,7 @@
 /*
  * xattr.c - the user.etcfs.* extended attributes: a key's revisions,
  * version and lease read as attributes, user.etcfs.lease / .ttl attach a
- * lease (a read-modify-write of the key), user.etcfs.occ
+ * lease (a read-modify-write of the key: kv_update, kv.c), user.etcfs.occ
  * turns on optimistic concurrency for the file's commits.  The root has
  * user.etcfs.cluster_revision.  Other names are refused with ENOTSUP, so
  * tools that copy attributes (cp -a, rsync -X) carry on without them.
@@ -198,6 +198,16 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	reply_xattr_value(req, v, size);
 }
 
+/* kv_update callback of attach_lease: the value kept, the lease
+ * *(int64_t *)arg. */
+static int lease_value(const struct kv_val *cur, struct kv_change *out, void *arg)
+{
+	if (!cur->exists)
+		return ENOENT;
+	out->lease = *(const int64_t *)arg;
+	return 0;
+}
+
 /* Attach lease id (0 detaches) to the key of ino, keeping its value. */
 static int attach_lease(struct fs_mount *m, fuse_ino_t ino, int64_t id)
 {
@@ -207,34 +217,13 @@ static int attach_lease(struct fs_mount *m, fuse_ino_t ino, int64_t id)
 	int err = ops_inode_key(m, ino, &key, &klen, &type);
 	if (err)
 		return err;
-	int rv = EF_E_TXN_FAILED;
-	for (int attempt = 0; attempt < 5 && rv == EF_E_TXN_FAILED; attempt++) {
-		struct kv_val v;
-		rv = kv_get(m, key, klen, 0, &v);
-		if (rv)
-			break;
-		if (!v.exists) {
-			rv = EF_E_NOT_FOUND;
-			break;
-		}
-		int64_t rev;
-		rv = kv_put(m, key, klen, v.val, v.vlen, v.kv.mod_revision, 0, id, &rev);
-		if (rv == 0) {
-			pthread_mutex_lock(&m->mu);
-			struct fs_inode *in = inode_by_ino(m, ino);
-			ef_kv kv = v.kv;
-			kv.mod_revision = rev;
-			kv.version++;
-			kv.lease = id;
-			kv.mod_time_ns = clock_wall_ns();
-			if (in)
-				inode_set_kv(in, &kv, v.vlen);
-			pthread_mutex_unlock(&m->mu);
-		}
-		free(v.val);
-	}
+	ef_kv kv;
+	uint64_t vlen;
+	err = kv_update(m, key, klen, lease_value, &id, &kv, &vlen);
 	free(key);
-	return rv ? ef_errno(rv) : 0;
+	if (!err)
+		ops_note_kv(m, ino, &kv, vlen);
+	return err;
 }
 
 static int parse_i64(const char *v, size_t n, int hex_ok, int64_t *out)
