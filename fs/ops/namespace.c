@@ -25,7 +25,6 @@
 
 #include "ops_int.h"
 
-
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif

@@ -11,12 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ops_int.h"
-
-#include <sys/statvfs.h>
 
 /* ------------------------------------------------------------------ */
 /* directories                                                          */
