@@ -9,8 +9,10 @@
  *
  *   names.c    key <-> file name escaping (see man/etcfs.1, ESCAPING)
  *   inode.c    the inode table
- *   kv.c       small cluster helpers over efc_call (get, probe, put, txn)
- *   ops.c      the FUSE low-level handlers
+ *   kv.c       small cluster helpers over efc_call (get, probe, put, txn,
+ *              the read-modify-write kv_update)
+ *   ops/       the FUSE low-level handlers, one file per concern (lookup,
+ *              file, namespace, xattr, table; ops/ops_int.h)
  *   dir.c      readdir paging
  *   reflect.c  the watch and the reflector thread
  *   resync.c   re-reading the prefix when the watch was lost for good
@@ -77,7 +79,7 @@ struct fs_inode {
 	uint64_t gen;     /* bumped when the key is unlinked or replaced: handles
 				    opened before must not write it back */
 	int ndirty;       /* open handles with uncommitted data */
-	/* Page cache policy (ops.c, do_open): readers share the kernel page cache
+	/* Page cache policy (ops/file.c, do_open): readers share the kernel page cache
 	 * only while every such reader has the same revision (cache_rev) and no
 	 * local writer is open; anyone else does direct I/O from its own
 	 * snapshot, so no read can mix two revisions. */
@@ -91,7 +93,7 @@ struct fs_inode {
 	int linger;              /* DIR: this mount removed keys below it; once empty it is
 				    still found by name while the kernel holds it (nlookup >
 				    0), until rmdir: rm -r and mv's copy fallback rmdir it
-				    after the entry timeout (ops.c, lookup_lingering) */
+				    after the entry timeout (ops/lookup.c, lookup_lingering) */
 };
 
 /* One open file.  The value is read once at open (one revision) and
@@ -385,6 +387,26 @@ int kv_write(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a);
 int kv_put(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *val, uint32_t vlen,
 	   int64_t expect_rev, int keep_lease, int64_t lease, int64_t *rev_out);
 int kv_delete(struct fs_mount *m, const uint8_t *key, uint32_t klen, int64_t *deleted);
+/* What a kv_update callback makes of the key's current value: kv_update
+ * fills it with that value and lease (none when absent) before the call, so
+ * a callback sets only what it changes. */
+struct kv_change {
+	const uint8_t *val; /* the new value: the current one or the callback's */
+	uint32_t vlen;
+	int64_t lease; /* the key's lease after the put (0: none) */
+	void *to_free; /* freed by kv_update after the attempt (NULL: nothing) */
+};
+/* Called once per attempt with the key's current value (cur->exists 0 when
+ * absent); 0 to put *out, or an errno that ends kv_update with it. */
+typedef int (*kv_update_fn)(const struct kv_val *cur, struct kv_change *out, void *arg);
+/* Read-modify-write of key: read it (linearizable), let fn compute the new
+ * value, put it only if the key is unchanged since the read (mod_revision,
+ * or still absent), and start again from a new read when it changed, a few
+ * times.  Returns 0 or an errno (ESTALE: it kept changing).  On success
+ * *res (when not NULL) is the key's metadata after the put (mod_revision,
+ * version, lease, mod_time) and *res_size the new value's length. */
+int kv_update(struct fs_mount *m, const uint8_t *key, uint32_t klen, kv_update_fn fn, void *arg,
+	      ef_kv *res, uint64_t *res_size);
 
 /* ---- dir.c ---- */
 struct fs_dirh;
@@ -392,7 +414,7 @@ int dir_open(struct fs_mount *m, struct fs_inode *dir, struct fs_dirh **out);
 int dir_read(struct fs_mount *m, fuse_req_t req, struct fs_dirh *d, size_t size, off_t off);
 void dir_close(struct fs_dirh *d);
 
-/* ---- ops.c ---- */
+/* ---- ops/ ---- */
 extern const struct fuse_lowlevel_ops fs_ops;
 
 /* ---- metrics.c ---- */

@@ -284,3 +284,54 @@ int kv_delete(struct fs_mount *m, const uint8_t *key, uint32_t klen, int64_t *de
 	ef_arena_free(a);
 	return rv;
 }
+
+/* Read-modify-compare-and-swap: the one loop every read-modify-write of a
+ * key goes through.  Each attempt reads the key linearizably with its
+ * mod_revision, lets fn compute the new value and lease, and puts them in a
+ * txn that compares the revision read (or the key's absence), so a change
+ * made meanwhile by anyone is never overwritten: the attempt is redone on
+ * the new value instead, up to KV_UPDATE_TRIES times. */
+#define KV_UPDATE_TRIES 5
+
+int kv_update(struct fs_mount *m, const uint8_t *key, uint32_t klen, kv_update_fn fn, void *arg,
+	      ef_kv *res, uint64_t *res_size)
+{
+	int rv = EF_E_TXN_FAILED;
+	for (int attempt = 0; attempt < KV_UPDATE_TRIES && rv == EF_E_TXN_FAILED; attempt++) {
+		struct kv_val cur;
+		rv = kv_get(m, key, klen, 0, &cur);
+		if (rv)
+			break;
+		struct kv_change ch = {
+			.val = cur.val, .vlen = cur.vlen, .lease = cur.exists ? cur.kv.lease : 0};
+		int err = fn(&cur, &ch, arg);
+		if (err) {
+			free(ch.to_free);
+			free(cur.val);
+			return err;
+		}
+		int64_t rev;
+		rv = kv_put(m, key, klen, ch.val, ch.vlen, cur.exists ? cur.kv.mod_revision : 0, 0,
+			    ch.lease, &rev);
+		if (rv == EF_E_EXISTS)
+			rv = EF_E_TXN_FAILED; /* created meanwhile: read it again */
+		if (rv == 0) {
+			ef_kv kv = cur.kv;
+			if (!cur.exists) {
+				kv.create_revision = rev;
+				kv.version = 0;
+			}
+			kv.mod_revision = rev;
+			kv.version++;
+			kv.lease = ch.lease;
+			kv.mod_time_ns = clock_wall_ns();
+			if (res)
+				*res = kv;
+			if (res_size)
+				*res_size = ch.vlen;
+		}
+		free(ch.to_free);
+		free(cur.val);
+	}
+	return rv ? ef_errno(rv) : 0;
+}

@@ -22,7 +22,7 @@
  *
  * Editor temporaries (vim's .x.swp and 4913, x~, sed's sedXXXXXX, emacs
  * lock files) are recognised by name: by default they stay local to the
- * mount (see ops.c).
+ * mount (see ops/namespace.c).
  */
 #include <errno.h>
 #include <limits.h>
