@@ -308,6 +308,26 @@ static void submit(struct conn *c, uint8_t *frame, size_t len)
 	pthread_mutex_unlock(&G.mu);
 }
 
+/* Largest oversize body the reader skips to keep a connection; past it the
+ * connection is closed after the error.  Skipping is bounded in time too. */
+#define DISCARD_MAX (256u << 20)
+#define DISCARD_TIMEOUT_MS 30000
+
+/* Read and drop len bytes of the stream.  0, or -1 (peer gone or too slow). */
+static int discard_body(struct conn *c, uint32_t len)
+{
+	uint8_t buf[16384];
+
+	while (len > 0) {
+		uint32_t k = len < sizeof buf ? len : (uint32_t)sizeof buf;
+
+		if (ef_stream_io_timeout(c->s, buf, k, 0, DISCARD_TIMEOUT_MS) != 0)
+			return -1;
+		len -= k;
+	}
+	return 0;
+}
+
 static void *reader_main(void *arg)
 {
 	struct conn *c = arg;
@@ -318,6 +338,19 @@ static void *reader_main(void *arg)
 			break;
 		ef_frame_hdr h;
 		int rv = ef_decode_header(hdr, sizeof hdr, max_body, &h);
+		if (rv == EF_E_TOO_LARGE && h.body_len <= DISCARD_MAX) {
+			/* A well-formed frame that is only too big: answer, skip
+			 * its body and keep serving, as etcd's gRPC server does.
+			 * Closing at once would make the client fail its write
+			 * of the body and lose the answer in the socket buffer
+			 * (it then reports an I/O error instead of "request is
+			 * too large"). */
+			reply_error(c, h.id, EF_E_REQUEST_TOO_LARGE,
+				    ef_strerror(EF_E_REQUEST_TOO_LARGE));
+			if (discard_body(c, h.body_len) != 0)
+				break;
+			continue;
+		}
 		if (rv != 0) {
 			char msg[160];
 			snprintf(msg, sizeof msg, "%s (closing connection)", ef_strerror(rv));
