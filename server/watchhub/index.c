@@ -70,8 +70,8 @@
  * the queue.  Order: mu before qmu.  Callbacks and store reads run with
  * neither.  fill_hdr is called by the senders with no lock held.
  */
-#include "../common/clock.h"
-#include "watchhub.h"
+#include "../../common/clock.h"
+#include "../watchhub.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -79,7 +79,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "../log.h"
 
 #define HUB_SENDERS 4
 #define HUB_CATCHUP_CHUNK 512   /* events per store read */
