@@ -51,10 +51,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../proto/errors.h"
-#include "../proto/wire.h"
-#include "wal.h"
+#include "../../common/clock.h"
+#include "../../proto/errors.h"
+#include "../../proto/wire.h"
+#include "../wal.h"
 
 /* ------------------------------------------------------------------ */
 /* Record format                                                        */
