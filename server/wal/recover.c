@@ -1,25 +1,6 @@
 /*
- * wal.c - the write-ahead log: Raft entries, hard state and snapshot
- * markers in CRC-protected records, spread over numbered segment files.
- *
- * Why it is built this way:
- *   - Group commit.  wal_append / wal_set_hard_state / wal_mark_snapshot only
- *     encode records into an in-memory buffer; wal_sync writes the whole
- *     buffer with one pwrite and makes it durable with one fdatasync.  The
- *     host calls wal_sync once per Raft ready, so one fsync covers every
- *     proposal that arrived meanwhile.
- *   - Preallocation.  A new segment is fallocate'd to its full size (64 MiB
- *     by default) before use, so appending never changes the file size and
- *     fdatasync only has to flush data, not the inode.  The unused tail reads
- *     as zeros, hence a zero length field ends the records of a segment.
- *   - Crash safety of file creation.  A segment is created as NAME.tmp,
- *     preallocated, given its header record, fdatasync'ed, renamed to NAME,
- *     and the directory is fsync'ed.  A segment under its final name
- *     therefore always has a complete header.  A segment being left for the
- *     next one is first truncated to its used length and synced.
- *   - Every segment header repeats the cluster and member ids, the latest
- *     durable hard state and snapshot marker, so older segments can be
- *     deleted once a snapshot covers their entries (wal_release_to).
+ * recover.c - opening a WAL: reading every segment back into the hard
+ * state, snapshot marker and entries the host restarts from.
  *
  * Recovery (wal_open) reads segments in sequence order.  The only damage a
  * crash can cause is in the newest segment, after its last fsync: a record
@@ -34,296 +15,26 @@
  * lost one; that is reported as corruption too (etcd does the same), because
  * it cannot be told apart from damage to acknowledged data.
  *
- * The wal is used by one thread (the host loop); only the statistics are
- * read with atomics from elsewhere.  The data directory's wal/ folder is
- * flock'ed while open (EF_E_LOCKED for a second opener).
+ * The data directory's wal/ folder is flock'ed while open (EF_E_LOCKED for
+ * a second opener); wal_close releases it without syncing, exactly as a
+ * crash would.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "../../common/clock.h"
 #include "../../proto/errors.h"
 #include "../../proto/wire.h"
-#include "../wal.h"
+#include "wal_int.h"
 
 /* ------------------------------------------------------------------ */
-/* Record format                                                        */
-
-#define WAL_MAGIC 0x4546574cu /* "EFWL" */
-#define WAL_VERSION 1u
-#define REC_HDR 9u /* u32 len | u32 crc | u8 type */
-#define REC_MAX_PAYLOAD (1u << 30)
-
-enum wal_rec_type {
-	REC_HEADER = 1,     /* magic, version, cluster, member, seq, first index, hs, snap */
-	REC_ENTRY = 2,      /* term, index, entry type, data... */
-	REC_HARD_STATE = 3, /* term, vote, commit */
-	REC_SNAPSHOT = 4    /* index, term, n_voters, voters[n] */
-};
-
-struct wal_seg {
-	uint64_t seq;
-	uint64_t first_index; /* from the name: the next index when it was created */
-	uint64_t max_index;   /* highest entry index stored in it, 0 when none */
-};
-
-struct wal {
-	char *dir; /* DIR/wal */
-	int dirfd; /* open on dir, flock'ed */
-	uint64_t cluster_id, member_id;
-	uint64_t seg_bytes; /* roll-over size and preallocation of new segments */
-
-	struct wal_seg *segs; /* oldest first, consecutive seqs; segs[n_segs-1] is open in fd */
-	size_t n_segs, cap_segs;
-	int fd;
-	uint64_t off; /* next write offset in the newest segment; records end here */
-
-	uint8_t *buf; /* encoded records not yet written */
-	size_t len, cap;
-	uint64_t pending_max;   /* highest entry index in buf, 0 when none */
-	uint64_t pending_first; /* index of the first entry in buf, 0 when none */
-	uint64_t hdr_end;       /* size of the newest segment's header record */
-
-	raft_hard_state hs, synced_hs;        /* latest appended / latest durable */
-	raft_snapshot_meta snap, synced_snap; /* same for the snapshot marker */
-	uint64_t last_index;                  /* last appended entry, or snap.index if higher */
-	int err;                              /* sticky EF_E_IO after a failed write or sync */
-
-	uint64_t st_fsyncs, st_fsync_ns, st_fsync_last_ns, st_bytes; /* atomics */
-	void (*observer)(void *ud, double seconds);
-	void *observer_ud;
-};
-
-/* ------------------------------------------------------------------ */
-/* Fault-injection table                                                */
-
-static long fs_real_pwrite(void *ud, int fd, const void *p, size_t n, int64_t off)
-{
-	return (long)pwrite(fd, p, n, (off_t)off);
-}
-
-static int fs_real_fdatasync(void *ud, int fd)
-{
-	return fdatasync(fd);
-}
-
-static uint64_t default_seg_bytes = WAL_SEGMENT_BYTES_DEFAULT;
-
-static const wal_fs fs_real = {fs_real_pwrite, fs_real_fdatasync, NULL};
-static const wal_fs *fs_cur = &fs_real;
-
-void wal_set_fs(const wal_fs *fs)
-{
-	fs_cur = fs ? fs : &fs_real;
-}
-
-/* Write all of p at off; 0 or -1 with errno. */
-static int write_full(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n) {
-		long r = fs_cur->pwrite(fs_cur->ud, fd, p, n, (int64_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Helpers                                                              */
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static int buf_reserve(uint8_t **p, size_t *cap, size_t need)
-{
-	if (need <= *cap)
-		return 0;
-	size_t nc = *cap ? *cap : 4096;
-	while (nc < need)
-		nc *= 2;
-	uint8_t *np = realloc(*p, nc);
-	if (!np)
-		return EF_E_NOMEM;
-	*p = np;
-	*cap = nc;
-	return 0;
-}
-
-static void seg_name(char *out, size_t n, const char *dir, uint64_t seq, uint64_t first,
-		     const char *suffix)
-{
-	snprintf(out, n, "%s/%016" PRIx64 "-%016" PRIx64 ".wal%s", dir, seq, first, suffix);
-}
-
-static int fsync_dir(int dirfd)
-{
-	return fsync(dirfd) == 0 || errno == EINVAL ? 0 : -1;
-}
-
-/* Encode the snapshot meta (index, term, n_voters, voters) at p; returns bytes. */
-static size_t put_snap(uint8_t *p, const raft_snapshot_meta *m)
-{
-	uint32_t nv = m->n_voters > RAFT_MAX_VOTERS ? RAFT_MAX_VOTERS : m->n_voters;
-	ef_be64(p, m->index);
-	ef_be64(p + 8, m->term);
-	ef_be32(p + 16, nv);
-	for (uint32_t i = 0; i < nv; i++)
-		ef_be64(p + 20 + 8 * i, m->voters[i]);
-	return 20 + 8 * (size_t)nv;
-}
-
-static int get_snap(const uint8_t *p, size_t n, raft_snapshot_meta *m)
-{
-	if (n < 20)
-		return EF_E_TRUNCATED;
-	memset(m, 0, sizeof(*m));
-	m->index = ef_get_be64(p);
-	m->term = ef_get_be64(p + 8);
-	m->n_voters = ef_get_be32(p + 16);
-	if (m->n_voters > RAFT_MAX_VOTERS || n != 20 + 8 * (size_t)m->n_voters)
-		return EF_E_MALFORMED;
-	for (uint32_t i = 0; i < m->n_voters; i++)
-		m->voters[i] = ef_get_be64(p + 20 + 8 * i);
-	return 0;
-}
-
-/* Frame a record around payload p (already at dst + REC_HDR) and return its size. */
-static size_t frame(uint8_t *dst, uint8_t type, size_t payload_len)
-{
-	dst[8] = type;
-	ef_be32(dst, (uint32_t)payload_len);
-	ef_be32(dst + 4, ef_crc32c(0, dst + 8, payload_len + 1));
-	return REC_HDR + payload_len;
-}
-
-/* Append a record with the given payload to the pending buffer. */
-static int pend(wal *w, uint8_t type, const uint8_t *hdr, size_t hlen, const uint8_t *data,
-		size_t dlen)
-{
-	size_t plen = hlen + dlen;
-	if (plen > REC_MAX_PAYLOAD)
-		return EF_E_TOO_LARGE;
-	int rc = buf_reserve(&w->buf, &w->cap, w->len + REC_HDR + plen);
-	if (rc)
-		return rc;
-	uint8_t *r = w->buf + w->len;
-	memcpy(r + REC_HDR, hdr, hlen);
-	if (dlen)
-		memcpy(r + REC_HDR + hlen, data, dlen);
-	w->len += frame(r, type, plen);
-	return 0;
-}
-
-static size_t header_payload(uint8_t *p, const wal *w, uint64_t seq, uint64_t first)
-{
-	ef_be32(p, WAL_MAGIC);
-	ef_be32(p + 4, WAL_VERSION);
-	ef_be64(p + 8, w->cluster_id);
-	ef_be64(p + 16, w->member_id);
-	ef_be64(p + 24, seq);
-	ef_be64(p + 32, first);
-	ef_be64(p + 40, w->synced_hs.term);
-	ef_be64(p + 48, w->synced_hs.vote);
-	ef_be64(p + 56, w->synced_hs.commit);
-	return 64 + put_snap(p + 64, &w->synced_snap);
-}
-
-static int segs_push(wal *w, uint64_t seq, uint64_t first, uint64_t max_index)
-{
-	if (w->n_segs == w->cap_segs) {
-		size_t nc = w->cap_segs ? 2 * w->cap_segs : 16;
-		struct wal_seg *ns = realloc(w->segs, nc * sizeof(*ns));
-		if (!ns)
-			return EF_E_NOMEM;
-		w->segs = ns;
-		w->cap_segs = nc;
-	}
-	w->segs[w->n_segs++] = (struct wal_seg){seq, first, max_index};
-	return 0;
-}
-
-/* Preallocate [0, size) of fd; sparse extension when fallocate is unsupported. */
-static int prealloc(int fd, uint64_t size)
-{
-	if (fallocate(fd, 0, 0, (off_t)size) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP && errno != ENOSYS)
-		return -1;
-	struct stat st;
-	if (fstat(fd, &st) != 0)
-		return -1;
-	if ((uint64_t)st.st_size >= size)
-		return 0;
-	return ftruncate(fd, (off_t)size);
-}
-
-/* Create segment seq with a header record (temp name, sync, rename, sync
- * dir), make it the open one.  The previous open segment, if any, must have
- * been sealed and closed by the caller. */
-static int seg_create(wal *w, uint64_t seq, uint64_t first, char *err, size_t errlen)
-{
-	char tmp[4096], fin[4096];
-	seg_name(tmp, sizeof(tmp), w->dir, seq, first, ".tmp");
-	seg_name(fin, sizeof(fin), w->dir, seq, first, "");
-	uint8_t rec[REC_HDR + 64 + 20 + 8 * RAFT_MAX_VOTERS];
-	size_t n = frame(rec, REC_HEADER, header_payload(rec + REC_HDR, w, seq, first));
-
-	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		seterr(err, errlen, "%s: %s", tmp, strerror(errno));
-		return EF_E_IO;
-	}
-	uint64_t size = w->seg_bytes > n ? w->seg_bytes : n;
-	if (prealloc(fd, size) != 0 || write_full(fd, rec, n, 0) != 0 ||
-	    fs_cur->fdatasync(fs_cur->ud, fd) != 0 || rename(tmp, fin) != 0 ||
-	    fsync_dir(w->dirfd) != 0) {
-		seterr(err, errlen, "creating %s: %s", fin, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		return EF_E_IO;
-	}
-	int rc = segs_push(w, seq, first, 0);
-	if (rc) {
-		close(fd);
-		return rc;
-	}
-	w->fd = fd;
-	w->off = n;
-	w->hdr_end = n;
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Recovery                                                             */
+/* Recovery                                                           */
 
 /* Recovered entry list: contiguous indexes from e[0].index. */
 struct rlist {
@@ -418,30 +129,30 @@ static int apply_record(struct rstate *st, wal *w, struct wal_seg *seg, const ch
 		if (n < 64 || ef_get_be32(p) != WAL_MAGIC)
 			return EF_E_MALFORMED;
 		if (ef_get_be32(p + 4) != WAL_VERSION) {
-			seterr(err, errlen, "%s: unsupported WAL version %u", path,
-			       ef_get_be32(p + 4));
+			wal_seterr(err, errlen, "%s: unsupported WAL version %u", path,
+				   ef_get_be32(p + 4));
 			return EF_E_CORRUPT;
 		}
 		uint64_t cid = ef_get_be64(p + 8), mid = ef_get_be64(p + 16);
 		uint64_t seq = ef_get_be64(p + 24);
 		raft_snapshot_meta sm;
-		if (get_snap(p + 64, n - 64, &sm) != 0)
+		if (wal_get_snap(p + 64, n - 64, &sm) != 0)
 			return EF_E_MALFORMED;
 		if (seq != seg->seq) {
-			seterr(err, errlen, "%s: header says sequence %" PRIu64, path, seq);
+			wal_seterr(err, errlen, "%s: header says sequence %" PRIu64, path, seq);
 			return EF_E_CORRUPT;
 		}
 		if ((w->cluster_id && cid != w->cluster_id) ||
 		    (w->member_id && mid != w->member_id)) {
-			seterr(err, errlen,
-			       "%s: written by cluster %016" PRIx64 " member %016" PRIx64
-			       ", expected cluster %016" PRIx64 " member %016" PRIx64,
-			       path, cid, mid, w->cluster_id, w->member_id);
+			wal_seterr(err, errlen,
+				   "%s: written by cluster %016" PRIx64 " member %016" PRIx64
+				   ", expected cluster %016" PRIx64 " member %016" PRIx64,
+				   path, cid, mid, w->cluster_id, w->member_id);
 			return EF_E_CLUSTER_MISMATCH;
 		}
 		if (st->have_ids && (cid != st->cluster_id || mid != st->member_id)) {
-			seterr(err, errlen, "%s: cluster/member id differs from older segments",
-			       path);
+			wal_seterr(err, errlen, "%s: cluster/member id differs from older segments",
+				   path);
 			return EF_E_CLUSTER_MISMATCH;
 		}
 		st->cluster_id = cid;
@@ -465,10 +176,10 @@ static int apply_record(struct rstate *st, wal *w, struct wal_seg *seg, const ch
 		if (l->n) {
 			uint64_t first = l->e[0].index, last = l->e[l->n - 1].index;
 			if (e.index > last + 1) {
-				seterr(err, errlen,
-				       "%s: offset %" PRIu64 ": entry %" PRIu64
-				       " follows entry %" PRIu64 " (index gap)",
-				       path, off, e.index, last);
+				wal_seterr(err, errlen,
+					   "%s: offset %" PRIu64 ": entry %" PRIu64
+					   " follows entry %" PRIu64 " (index gap)",
+					   path, off, e.index, last);
 				return EF_E_CORRUPT;
 			}
 			/* An index already seen overwrites it and what follows. */
@@ -504,7 +215,7 @@ static int apply_record(struct rstate *st, wal *w, struct wal_seg *seg, const ch
 		return 0;
 	case REC_SNAPSHOT: {
 		raft_snapshot_meta sm;
-		if (get_snap(p, n, &sm) != 0)
+		if (wal_get_snap(p, n, &sm) != 0)
 			return EF_E_MALFORMED;
 		st->snap = sm;
 		rlist_apply_snap(&st->list, &sm);
@@ -556,7 +267,7 @@ static int read_segment(struct rstate *st, wal *w, struct wal_seg *seg, const ch
 	uint8_t *buf;
 	size_t n;
 	if (read_file(path, &buf, &n) != 0) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		wal_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return EF_E_IO;
 	}
 	size_t off = 0;
@@ -589,8 +300,8 @@ static int read_segment(struct rstate *st, wal *w, struct wal_seg *seg, const ch
 				  errlen);
 		if (rc == EF_E_MALFORMED) {
 			/* Checksum good, content not: not a torn write. */
-			seterr(err, errlen, "%s: offset %zu: malformed record of type %u", path,
-			       off, type);
+			wal_seterr(err, errlen, "%s: offset %zu: malformed record of type %u", path,
+				   off, type);
 			rc = EF_E_CORRUPT;
 		}
 		if (rc)
@@ -602,16 +313,16 @@ static int read_segment(struct rstate *st, wal *w, struct wal_seg *seg, const ch
 	*end = off;
 	*torn = 0;
 	if (off == 0) {
-		seterr(err, errlen, "%s: offset 0: bad segment header (%s)", path,
-		       why ? why : "empty file");
+		wal_seterr(err, errlen, "%s: offset 0: bad segment header (%s)", path,
+			   why ? why : "empty file");
 		rc = EF_E_CORRUPT;
 		goto out;
 	}
 	if (!why || all_zero(buf + off, n - off))
 		goto out; /* clean end (preallocated zeros) */
 	if (!is_last || valid_record_after(buf, n, off + 1)) {
-		seterr(err, errlen, "%s: offset %zu: %s%s", path, off, why,
-		       is_last ? ", followed by valid records" : " in a sealed segment");
+		wal_seterr(err, errlen, "%s: offset %zu: %s%s", path, off, why,
+			   is_last ? ", followed by valid records" : " in a sealed segment");
 		rc = EF_E_CORRUPT;
 		goto out;
 	}
@@ -621,47 +332,8 @@ out:
 	return rc;
 }
 
-static int seg_cmp(const void *a, const void *b)
-{
-	const struct wal_seg *x = a, *y = b;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* List DIR/wal's segments into w->segs (sorted), removing leftover .tmp files. */
-static int list_segments(wal *w, char *err, size_t errlen)
-{
-	DIR *d = opendir(w->dir);
-	if (!d) {
-		seterr(err, errlen, "%s: %s", w->dir, strerror(errno));
-		return EF_E_IO;
-	}
-	struct dirent *de;
-	int rc = 0;
-	while ((de = readdir(d))) {
-		uint64_t seq, first;
-		char tail[16];
-		int used = 0;
-		if (sscanf(de->d_name, "%16" SCNx64 "-%16" SCNx64 "%n", &seq, &first, &used) != 2 ||
-		    used != 33)
-			continue;
-		snprintf(tail, sizeof(tail), "%s", de->d_name + used);
-		if (strcmp(tail, ".wal.tmp") == 0) {
-			unlinkat(w->dirfd, de->d_name, 0); /* creation interrupted by a crash */
-			continue;
-		}
-		if (strcmp(tail, ".wal") != 0)
-			continue;
-		if ((rc = segs_push(w, seq, first, 0)))
-			break;
-	}
-	closedir(d);
-	if (!rc && w->n_segs)
-		qsort(w->segs, w->n_segs, sizeof(*w->segs), seg_cmp);
-	return rc;
-}
-
 /* ------------------------------------------------------------------ */
-/* Open / close                                                         */
+/* Open / close                                                       */
 
 static int mkdir_p1(const char *path)
 {
@@ -682,7 +354,7 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 	w->dirfd = -1;
 	w->cluster_id = cluster_id;
 	w->member_id = member_id;
-	w->seg_bytes = __atomic_load_n(&default_seg_bytes, __ATOMIC_RELAXED);
+	w->seg_bytes = __atomic_load_n(&wal_default_seg_bytes, __ATOMIC_RELAXED);
 	struct rstate st;
 	memset(&st, 0, sizeof(st));
 	int rc = 0;
@@ -694,27 +366,27 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 	}
 	snprintf(w->dir, dl, "%s/wal", dir);
 	if (mkdir_p1(dir) != 0 || mkdir_p1(w->dir) != 0) {
-		seterr(err, errlen, "%s: %s", w->dir, strerror(errno));
+		wal_seterr(err, errlen, "%s: %s", w->dir, strerror(errno));
 		rc = EF_E_IO;
 		goto fail;
 	}
 	w->dirfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (w->dirfd < 0) {
-		seterr(err, errlen, "%s: %s", w->dir, strerror(errno));
+		wal_seterr(err, errlen, "%s: %s", w->dir, strerror(errno));
 		rc = EF_E_IO;
 		goto fail;
 	}
 	if (flock(w->dirfd, LOCK_EX | LOCK_NB) != 0) {
-		seterr(err, errlen, "%s: %s", w->dir,
-		       errno == EWOULDBLOCK ? "locked by another process" : strerror(errno));
+		wal_seterr(err, errlen, "%s: %s", w->dir,
+			   errno == EWOULDBLOCK ? "locked by another process" : strerror(errno));
 		rc = errno == EWOULDBLOCK ? EF_E_LOCKED : EF_E_IO;
 		goto fail;
 	}
-	if ((rc = list_segments(w, err, errlen)))
+	if ((rc = wal_list_segments(w, err, errlen)))
 		goto fail;
 
 	if (w->n_segs == 0) {
-		if ((rc = seg_create(w, 1, 1, err, errlen)))
+		if ((rc = wal_seg_create(w, 1, 1, err, errlen)))
 			goto fail;
 		rec->cluster_id = cluster_id;
 		rec->member_id = member_id;
@@ -727,10 +399,10 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 	int torn = 0;
 	for (size_t i = 0; i < w->n_segs; i++) {
 		struct wal_seg *s = &w->segs[i];
-		seg_name(path, sizeof(path), w->dir, s->seq, s->first_index, "");
+		wal_seg_name(path, sizeof(path), w->dir, s->seq, s->first_index, "");
 		if (i && s->seq != w->segs[i - 1].seq + 1) {
-			seterr(err, errlen, "%s: segment %016" PRIx64 " is missing before it", path,
-			       w->segs[i - 1].seq + 1);
+			wal_seterr(err, errlen, "%s: segment %016" PRIx64 " is missing before it",
+				   path, w->segs[i - 1].seq + 1);
 			rc = EF_E_CORRUPT;
 			goto fail;
 		}
@@ -747,10 +419,10 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 	if (covered)
 		rlist_drop_front(l, covered);
 	if (l->n && l->e[0].index != st.snap.index + 1) {
-		seterr(err, errlen,
-		       "%s: entries start at %" PRIu64 " but the snapshot marker is at %" PRIu64
-		       " (index gap)",
-		       w->dir, l->e[0].index, st.snap.index);
+		wal_seterr(err, errlen,
+			   "%s: entries start at %" PRIu64 " but the snapshot marker is at %" PRIu64
+			   " (index gap)",
+			   w->dir, l->e[0].index, st.snap.index);
 		rc = EF_E_CORRUPT;
 		goto fail;
 	}
@@ -758,7 +430,7 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 	/* Open the newest segment for appending; cut a torn tail. */
 	w->fd = open(path, O_RDWR | O_CLOEXEC);
 	if (w->fd < 0) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		wal_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		rc = EF_E_IO;
 		goto fail;
 	}
@@ -766,7 +438,7 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 	w->hdr_end = hdr_end;
 	struct stat fst;
 	if (fstat(w->fd, &fst) != 0) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		wal_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		rc = EF_E_IO;
 		goto fail;
 	}
@@ -774,10 +446,10 @@ int wal_open(const char *dir, uint64_t cluster_id, uint64_t member_id, wal **out
 		/* Cut the damage and restore the preallocated zero tail (also
 		 * when the file was left short of it). */
 		uint64_t size = w->seg_bytes > end ? w->seg_bytes : end;
-		if ((torn && ftruncate(w->fd, (off_t)end) != 0) || prealloc(w->fd, size) != 0 ||
+		if ((torn && ftruncate(w->fd, (off_t)end) != 0) || wal_prealloc(w->fd, size) != 0 ||
 		    fsync(w->fd) != 0) {
-			seterr(err, errlen, "%s: cutting torn tail at %" PRIu64 ": %s", path, end,
-			       strerror(errno));
+			wal_seterr(err, errlen, "%s: cutting torn tail at %" PRIu64 ": %s", path,
+				   end, strerror(errno));
 			rc = EF_E_IO;
 			goto fail;
 		}
@@ -830,212 +502,4 @@ void wal_close(wal *w)
 	free(w->buf);
 	free(w->dir);
 	free(w);
-}
-
-/* ------------------------------------------------------------------ */
-/* Appending                                                            */
-
-int wal_append(wal *w, const raft_entry *e, size_t n)
-{
-	if (w->err)
-		return w->err;
-	uint64_t last = w->last_index;
-	for (size_t i = 0; i < n; i++) {
-		if (e[i].index == 0 || e[i].index > last + 1 || (e[i].len && !e[i].data))
-			return EF_E_INVALID;
-		last = e[i].index;
-	}
-	size_t mark = w->len;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t h[17];
-		ef_be64(h, e[i].term);
-		ef_be64(h + 8, e[i].index);
-		h[16] = e[i].type;
-		int rc = pend(w, REC_ENTRY, h, sizeof(h), e[i].data, e[i].len);
-		if (rc) {
-			w->len = mark; /* all or nothing */
-			return rc;
-		}
-	}
-	for (size_t i = 0; i < n; i++)
-		if (e[i].index > w->pending_max)
-			w->pending_max = e[i].index;
-	if (n && !w->pending_first)
-		w->pending_first = e[0].index;
-	if (n)
-		w->last_index = last;
-	return 0;
-}
-
-int wal_set_hard_state(wal *w, const raft_hard_state *hs)
-{
-	if (w->err)
-		return w->err;
-	uint8_t h[24];
-	ef_be64(h, hs->term);
-	ef_be64(h + 8, hs->vote);
-	ef_be64(h + 16, hs->commit);
-	int rc = pend(w, REC_HARD_STATE, h, sizeof(h), NULL, 0);
-	if (!rc)
-		w->hs = *hs;
-	return rc;
-}
-
-int wal_mark_snapshot(wal *w, const raft_snapshot_meta *m)
-{
-	if (w->err)
-		return w->err;
-	if (m->n_voters > RAFT_MAX_VOTERS)
-		return EF_E_INVALID;
-	uint8_t h[20 + 8 * RAFT_MAX_VOTERS];
-	int rc = pend(w, REC_SNAPSHOT, h, put_snap(h, m), NULL, 0);
-	if (rc)
-		return rc;
-	w->snap = *m;
-	if (m->index > w->last_index)
-		w->last_index = m->index;
-	return 0;
-}
-
-/* Seal the open segment (cut the preallocated tail, sync) and start the next. */
-static int wal_roll(wal *w)
-{
-	struct wal_seg *cur = &w->segs[w->n_segs - 1];
-	if (ftruncate(w->fd, (off_t)w->off) != 0 || fs_cur->fdatasync(fs_cur->ud, w->fd) != 0)
-		return EF_E_IO;
-	close(w->fd);
-	w->fd = -1;
-	uint64_t seq = cur->seq + 1;
-	return seg_create(w, seq, w->pending_first ? w->pending_first : w->last_index + 1, NULL, 0);
-}
-
-int wal_sync(wal *w)
-{
-	if (w->err)
-		return w->err;
-	if (w->len == 0)
-		return 0;
-	int rc;
-	if (w->off + w->len > w->seg_bytes && w->off > w->hdr_end) {
-		if ((rc = wal_roll(w))) {
-			w->err = EF_E_IO;
-			return rc;
-		}
-	}
-	if (write_full(w->fd, w->buf, w->len, w->off) != 0) {
-		w->err = EF_E_IO;
-		return EF_E_IO;
-	}
-	uint64_t t0 = (uint64_t)clock_mono_ns();
-	if (fs_cur->fdatasync(fs_cur->ud, w->fd) != 0) {
-		/* After a failed fsync the page cache state is unknown (the
-		 * kernel may have dropped the dirty pages): never retry. */
-		w->err = EF_E_IO;
-		return EF_E_IO;
-	}
-	uint64_t dt = (uint64_t)clock_mono_ns() - t0;
-	__atomic_add_fetch(&w->st_fsyncs, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&w->st_fsync_ns, dt, __ATOMIC_RELAXED);
-	__atomic_store_n(&w->st_fsync_last_ns, dt, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&w->st_bytes, (uint64_t)w->len, __ATOMIC_RELAXED);
-	if (w->observer)
-		w->observer(w->observer_ud, (double)dt / 1e9);
-
-	w->off += w->len;
-	w->len = 0;
-	struct wal_seg *cur = &w->segs[w->n_segs - 1];
-	if (w->pending_max > cur->max_index)
-		cur->max_index = w->pending_max;
-	w->pending_max = 0;
-	w->pending_first = 0;
-	w->synced_hs = w->hs;
-	w->synced_snap = w->snap;
-	return 0;
-}
-
-int wal_release_to(wal *w, uint64_t index)
-{
-	if (w->err)
-		return w->err;
-	/* Only entries a durable snapshot marker covers may go. */
-	if (index > w->synced_snap.index)
-		index = w->synced_snap.index;
-	size_t k = 0;
-	while (k + 1 < w->n_segs && w->segs[k].max_index <= index)
-		k++;
-	if (!k)
-		return 0;
-	char path[4096];
-	int rc = 0;
-	size_t done = 0;
-	for (; done < k; done++) {
-		struct wal_seg *s = &w->segs[done];
-		seg_name(path, sizeof(path), w->dir, s->seq, s->first_index, "");
-		/* Oldest first, so a crash midway leaves a consecutive sequence. */
-		if (unlink(path) != 0 && errno != ENOENT) {
-			rc = EF_E_IO;
-			break;
-		}
-	}
-	memmove(w->segs, w->segs + done, (w->n_segs - done) * sizeof(*w->segs));
-	w->n_segs -= done;
-	if (fsync_dir(w->dirfd) != 0 && !rc)
-		rc = EF_E_IO;
-	return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* Accessors                                                            */
-
-void wal_set_segment_bytes(wal *w, uint64_t bytes)
-{
-	w->seg_bytes = bytes < 4096 ? 4096 : bytes;
-}
-
-void wal_set_default_segment_bytes(uint64_t bytes)
-{
-	if (!bytes)
-		bytes = WAL_SEGMENT_BYTES_DEFAULT;
-	__atomic_store_n(&default_seg_bytes, bytes < 4096 ? 4096 : bytes, __ATOMIC_RELAXED);
-}
-
-uint64_t wal_fsyncs(wal *w)
-{
-	return __atomic_load_n(&w->st_fsyncs, __ATOMIC_RELAXED);
-}
-
-uint64_t wal_fsync_ns_total(wal *w)
-{
-	return __atomic_load_n(&w->st_fsync_ns, __ATOMIC_RELAXED);
-}
-
-uint64_t wal_fsync_ns_last(wal *w)
-{
-	return __atomic_load_n(&w->st_fsync_last_ns, __ATOMIC_RELAXED);
-}
-
-uint64_t wal_bytes_written(wal *w)
-{
-	return __atomic_load_n(&w->st_bytes, __ATOMIC_RELAXED);
-}
-
-void wal_set_fsync_observer(wal *w, void (*fn)(void *ud, double seconds), void *ud)
-{
-	w->observer = fn;
-	w->observer_ud = ud;
-}
-
-uint64_t wal_last_index(wal *w)
-{
-	return w->last_index;
-}
-
-uint64_t wal_write_offset(wal *w)
-{
-	return w->off;
-}
-
-size_t wal_segment_count(wal *w)
-{
-	return w->n_segs;
 }
