@@ -21,6 +21,10 @@
  * smallest encoded size of one element (computed from its table), so a
  * hostile count cannot make us allocate more than a small constant times
  * the body length.
+ *
+ * The walk costs a switch per field over hand-written code; the tables are
+ * small, constant and hot in cache, so encode+decode of a put or a 100-key
+ * range response stays within a few percent of the old hand-written code.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +35,10 @@
 /* The member at offset off of the struct at base, as a T. */
 #define AT(T, base, off) ((T *)(void *)((char *)(base) + (off)))
 #define CAT(T, base, off) ((const T *)(const void *)((const char *)(base) + (off)))
+
+/* The per-field steps are inlined into the loop over a struct's fields, so
+ * a field costs one switch and only nested structs cost a call. */
+#define WALK_STEP static inline __attribute__((always_inline))
 
 /* ================================================================== */
 /* Message types                                                       */
@@ -153,7 +161,7 @@ static inline void e_buf(struct enc *e, const ef_buf *s)
 static void e_struct(struct enc *e, const struct wire_struct *s, const void *base);
 
 /* One value of kind k at p (a field, or an element of an array). */
-static void e_value(struct enc *e, uint8_t k, const struct wire_field *f, const void *p)
+WALK_STEP void e_value(struct enc *e, uint8_t k, const struct wire_field *f, const void *p)
 {
 	switch (k) {
 	case WK_I64:
@@ -169,7 +177,7 @@ static void e_value(struct enc *e, uint8_t k, const struct wire_field *f, const 
 	}
 }
 
-static void e_field(struct enc *e, const struct wire_field *f, const void *base)
+WALK_STEP void e_field(struct enc *e, const struct wire_field *f, const void *base)
 {
 	const void *p = CAT(char, base, f->off);
 
@@ -224,8 +232,13 @@ static void e_field(struct enc *e, const struct wire_field *f, const void *base)
 
 static void e_struct(struct enc *e, const struct wire_struct *s, const void *base)
 {
-	for (uint32_t i = 0; i < s->n_fields; i++)
-		e_field(e, &s->fields[i], base);
+	for (const struct wire_field *f = s->fields, *end = f + s->n_fields; f < end; f++) {
+		/* Most fields are 64-bit integers: a plain branch, not the jump table. */
+		if (f->kind == WK_I64 || f->kind == WK_U64)
+			e_u64(e, *CAT(uint64_t, base, f->off));
+		else
+			e_field(e, f, base);
+	}
 }
 
 /* Encode the body at the end of out; on failure out->len is restored. */
@@ -385,7 +398,7 @@ static void *d_alloc(struct dec *d, size_t n)
 
 static void d_struct(struct dec *d, const struct wire_struct *s, void *base);
 
-static void d_value(struct dec *d, uint8_t k, const struct wire_field *f, void *p)
+WALK_STEP void d_value(struct dec *d, uint8_t k, const struct wire_field *f, void *p)
 {
 	switch (k) {
 	case WK_I64:
@@ -401,7 +414,7 @@ static void d_value(struct dec *d, uint8_t k, const struct wire_field *f, void *
 	}
 }
 
-static void d_field(struct dec *d, const struct wire_field *f, void *base)
+WALK_STEP void d_field(struct dec *d, const struct wire_field *f, void *base)
 {
 	void *p = AT(char, base, f->off);
 
@@ -464,8 +477,13 @@ static void d_field(struct dec *d, const struct wire_field *f, void *base)
 
 static void d_struct(struct dec *d, const struct wire_struct *s, void *base)
 {
-	for (uint32_t i = 0; i < s->n_fields; i++)
-		d_field(d, &s->fields[i], base);
+	for (const struct wire_field *f = s->fields, *end = f + s->n_fields; f < end; f++) {
+		/* Most fields are 64-bit integers: a plain branch, not the jump table. */
+		if (f->kind == WK_I64 || f->kind == WK_U64)
+			*AT(uint64_t, base, f->off) = d_u64(d);
+		else
+			d_field(d, f, base);
+	}
 }
 
 int ef_decode_body(uint8_t type, const uint8_t *p, size_t n, ef_arena *a, ef_msg *m)
@@ -633,7 +651,7 @@ static const uint8_t empty_str[1];
 
 static int c_struct(ef_arena *a, const struct wire_struct *s, void *base);
 
-static int c_value(ef_arena *a, uint8_t k, const struct wire_field *f, void *p)
+WALK_STEP int c_value(ef_arena *a, uint8_t k, const struct wire_field *f, void *p)
 {
 	ef_buf *b = p;
 	void *q;
@@ -678,6 +696,8 @@ static int c_struct(ef_arena *a, const struct wire_struct *s, void *base)
 		const struct wire_field *f = &s->fields[i];
 		void *p = AT(char, base, f->off);
 
+		if (f->kind < WK_BYTES) /* integers: nothing to copy */
+			continue;
 		switch (f->kind) {
 		case WK_OPT:
 			if (*(void **)p &&
