@@ -232,7 +232,11 @@ WALK_STEP void e_field(struct enc *e, const struct wire_field *f, const void *ba
 
 static void e_struct(struct enc *e, const struct wire_struct *s, const void *base)
 {
-	for (const struct wire_field *f = s->fields, *end = f + s->n_fields; f < end; f++) {
+	/* By index: an empty body's table has no fields array (fields + 0
+	 * would be arithmetic on NULL). */
+	for (uint32_t i = 0; i < s->n_fields; i++) {
+		const struct wire_field *f = &s->fields[i];
+
 		/* Most fields are 64-bit integers: a plain branch, not the jump table. */
 		if (f->kind == WK_I64 || f->kind == WK_U64)
 			e_u64(e, *CAT(uint64_t, base, f->off));
@@ -477,7 +481,9 @@ WALK_STEP void d_field(struct dec *d, const struct wire_field *f, void *base)
 
 static void d_struct(struct dec *d, const struct wire_struct *s, void *base)
 {
-	for (const struct wire_field *f = s->fields, *end = f + s->n_fields; f < end; f++) {
+	for (uint32_t i = 0; i < s->n_fields; i++) { /* by index, as e_struct */
+		const struct wire_field *f = &s->fields[i];
+
 		/* Most fields are 64-bit integers: a plain branch, not the jump table. */
 		if (f->kind == WK_I64 || f->kind == WK_U64)
 			*AT(uint64_t, base, f->off) = d_u64(d);
