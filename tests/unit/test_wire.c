@@ -1,8 +1,9 @@
 /*
- * test_wire.c - unit tests of the wire codec (proto/wire.c): arena, buffers,
+ * test_wire.c - unit tests of the wire codec (proto/wire*.c): arena, buffers,
  * round trips of every message type with binary data, the exact bytes of a
  * frame, and the decoder's refusals (truncation at every length, trailing
- * bytes, bit flips, bad header fields, hostile counts, non-0/1 booleans).
+ * bytes, bit flips, bad header fields, hostile counts, non-0/1 booleans),
+ * and the field tables against the C structs they describe.
  *
  * With WIRE_WRITE_CORPUS=dir set, every sample frame is also written to dir
  * (that is how tests/fuzz/corpus/ was seeded).
@@ -436,7 +437,7 @@ TEST(wbuf_and_rbuf)
 	CHECK(w.p == NULL && w.len == 0 && w.cap == 0);
 }
 
-/* The exact bytes of one frame, written by hand from the layout in wire.c. */
+/* The exact bytes of one frame, written by hand from the layout in wire_table.c. */
 TEST(golden_put_frame)
 {
 	static const uint8_t want[] = {
