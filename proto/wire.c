@@ -22,9 +22,13 @@
  * hostile count cannot make us allocate more than a small constant times
  * the body length.
  *
- * The walk costs a switch per field over hand-written code; the tables are
- * small, constant and hot in cache, so encode+decode of a put or a 100-key
- * range response stays within a few percent of the old hand-written code.
+ * The walk costs a load and a branch per field over hand-written code.  To
+ * keep that small the per-field steps are inlined into the loop over a
+ * struct's fields (only nested structs cost a call) and 64-bit integers, the
+ * commonest kind, are tested before the switch.  Measured against the
+ * hand-written codec this replaced: a put's encode+decode about 1.2x (45 ns
+ * against 36), a 100-kv range response's encode the same, its decode about
+ * 1.8x (some 5 ns more per kv), its deep copy about 3x (7 ns per kv).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,7 +63,8 @@ static inline const struct wire_struct *union_variant(const struct wire_field *f
 	return tag <= f->max ? f->variants[tag] : NULL;
 }
 
-/* Smallest encoded size of one value of kind k (sub: its table, for structs). */
+/* Smallest encoded size of one value of kind k, which is f's kind or, for an
+ * array, its element kind (f->sub then describes the element). */
 static size_t min_size(uint8_t k, const struct wire_field *f);
 
 static size_t struct_min_size(const struct wire_struct *s)
