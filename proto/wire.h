@@ -16,8 +16,8 @@
  * All integers are big-endian.  Inside the body, scalars are fixed width,
  * byte strings are a u32 length followed by the bytes, arrays are a u32 count
  * followed by the elements, and optional sub-messages are a u8 presence flag
- * followed by the element.  The exact body layout of each type is written
- * next to its encoder in wire.c.
+ * followed by the element.  The exact body layout of each type is its
+ * field table in wire_table.c (one line per field, in wire order).
  *
  * Decoding never reads or writes outside the input, never aborts, and rejects
  * truncated input, trailing bytes, bodies over the caller's limit, unknown

@@ -1,8 +1,9 @@
 /*
- * test_wire.c - unit tests of the wire codec (proto/wire.c): arena, buffers,
+ * test_wire.c - unit tests of the wire codec (proto/wire*.c): arena, buffers,
  * round trips of every message type with binary data, the exact bytes of a
  * frame, and the decoder's refusals (truncation at every length, trailing
- * bytes, bit flips, bad header fields, hostile counts, non-0/1 booleans).
+ * bytes, bit flips, bad header fields, hostile counts, non-0/1 booleans),
+ * and the field tables against the C structs they describe.
  *
  * With WIRE_WRITE_CORPUS=dir set, every sample frame is also written to dir
  * (that is how tests/fuzz/corpus/ was seeded).
@@ -15,6 +16,7 @@
 #include <time.h>
 
 #include "../../proto/wire.h"
+#include "../../proto/wire_int.h"
 #include "test.h"
 
 #define WIRE_FUZZ_NO_MAIN
@@ -435,7 +437,7 @@ TEST(wbuf_and_rbuf)
 	CHECK(w.p == NULL && w.len == 0 && w.cap == 0);
 }
 
-/* The exact bytes of one frame, written by hand from the layout in wire.c. */
+/* The exact bytes of one frame, written by hand from the layout in wire_table.c. */
 TEST(golden_put_frame)
 {
 	static const uint8_t want[] = {
@@ -1094,6 +1096,114 @@ TEST(type_names)
 	CHECK(strcmp(ef_msg_type_name(EF_MSG_RESP), "UNKNOWN") == 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* The field tables (proto/wire_table.c) against the C structs.         */
+
+struct span {
+	size_t start, len, align;
+	const char *name;
+};
+
+static int span_cmp(const void *x, const void *y)
+{
+	const struct span *a = x, *b = y;
+
+	return (a->start > b->start) - (a->start < b->start);
+}
+
+/* Bytes of the C member a field of kind k occupies (0 when unknown). */
+static size_t kind_width(uint8_t k, const struct wire_field *f)
+{
+	switch (k) {
+	case WK_BOOL:
+	case WK_ENUM:
+		return 1;
+	case WK_U32:
+		return 4;
+	case WK_U64:
+	case WK_I64:
+	case WK_OPT:
+	case WK_ARRAY:
+		return 8;
+	case WK_BYTES:
+		return sizeof(ef_buf);
+	case WK_STRUCT:
+		return f->sub->size;
+	}
+	return 0;
+}
+
+/* Every member of every struct has a table line: the fields, sorted by
+ * offset, tile the struct with nothing between them but the padding C puts
+ * there.  (A member small enough to hide in padding is not seen, but every
+ * new member of ef_kv, which has none, is.) */
+TEST(tables_cover_every_member)
+{
+	int bad = 0, structs = 0;
+
+	for (const struct wire_struct *const *sp = wire_structs; *sp; sp++) {
+		const struct wire_struct *s = *sp;
+		struct span v[64];
+		size_t n = 0, cur = 0, maxalign = 1;
+
+		structs++;
+		for (uint32_t i = 0; i < s->n_fields && n + 2 <= 64; i++) {
+			const struct wire_field *f = &s->fields[i];
+
+			if (f->kind == WK_UNION) {
+				size_t body = 0;
+
+				v[n++] = (struct span){f->off, 1, 1, f->name};
+				for (unsigned t = 0; t <= f->max; t++)
+					if (f->variants[t] && f->variants[t]->size > body)
+						body = f->variants[t]->size;
+				v[n++] = (struct span){f->aux, body, 8, "union"};
+				continue;
+			}
+			v[n] = (struct span){f->off, kind_width(f->kind, f), 8, f->name};
+			if (v[n].len < 8)
+				v[n].align = v[n].len;
+			if (v[n].len == 0) {
+				fprintf(stderr, "  %s.%s: unknown kind %d\n", s->name, f->name,
+					f->kind);
+				bad++;
+			}
+			n++;
+			if (f->kind == WK_ARRAY)
+				v[n++] = (struct span){f->aux, 4, 4, "count"};
+		}
+		qsort(v, n, sizeof(v[0]), span_cmp);
+		for (size_t i = 0; i < n; i++) {
+			size_t pad = (v[i].align - cur % v[i].align) % v[i].align;
+
+			if (v[i].start != cur + pad) {
+				fprintf(stderr, "  %s: %zu bytes before %s not in the table\n",
+					s->name, v[i].start > cur ? v[i].start - cur : 0,
+					v[i].name);
+				bad++;
+			}
+			cur = v[i].start + v[i].len;
+			if (v[i].align > maxalign)
+				maxalign = v[i].align;
+		}
+		if (s->size != cur + (maxalign - cur % maxalign) % maxalign) {
+			fprintf(stderr, "  %s: %zu bytes at the end not in the table\n", s->name,
+				s->size - cur);
+			bad++;
+		}
+	}
+	CHECK(structs >= 20);
+	CHECK_EQ(bad, 0);
+	/* Every known type has a body table; the response header exactly for
+	 * responses other than ERROR. */
+	for (size_t i = 0; i < N_TYPES; i++) {
+		const struct wire_msg *t = &wire_msgs[all_types[i]];
+
+		CHECK(t->name != NULL && t->body != NULL);
+		CHECK_EQ(t->hdr, all_types[i] >= EF_MSG_RESP && all_types[i] != EF_MSG_ERROR);
+	}
+}
+
 /* Every file of the fuzz corpus (seeds and inputs the fuzzer once found
  * interesting or crashing) still satisfies the fuzz properties. */
 TEST(fuzz_corpus_replay)
@@ -1160,6 +1270,7 @@ int main(void)
 	RUN(request_size_counts_user_bytes);
 	RUN(msg_copy_outlives_input);
 	RUN(type_names);
+	RUN(tables_cover_every_member);
 	RUN(fuzz_corpus_replay);
 	TEST_EXIT();
 }
