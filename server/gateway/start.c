@@ -63,10 +63,10 @@
 
 #include <jansson.h>
 
-#include "gateway.h"
-#include "../common/b64.h"
-#include "../common/clock.h"
-#include "../common/metrics.h"
+#include "../gateway.h"
+#include "../../common/b64.h"
+#include "../../common/clock.h"
+#include "../../common/metrics.h"
 
 /* ================================================================== */
 /* Output helpers                                                       */
