@@ -179,6 +179,11 @@ int gw_send_response(struct conn *c, int status, const char *ctype, const void *
 /* etcd-shaped error; returns the HTTP status sent (status, or the one
  * grpc_code maps to when status is 0). */
 int gw_send_error(struct conn *c, int grpc_code, int status, const char *msg, int close);
+/* Read more bytes into c->buf (room must exist) until deadline (clock_mono_ms).
+ * Returns 1 (bytes read), 0 (peer closed), -1 (timeout, error, stopping).
+ * Shared so the connection thread can look at a connection's first bytes
+ * before the HTTP/1.1 parser does. */
+int gw_conn_fill(struct conn *c, int64_t deadline);
 /* Read and parse one request (head and body) into r.
  * Returns 0, or -1 when the connection must be closed (an error response,
  * if any was due, has been sent). */

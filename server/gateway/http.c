@@ -127,7 +127,7 @@ int gw_send_error(struct conn *c, int grpc_code, int status, const char *msg, in
 
 /* Read more bytes into c->buf (room must exist) until deadline.
  * Returns 1 (bytes read), 0 (peer closed), -1 (timeout, error, stopping). */
-static int conn_fill(struct conn *c, int64_t deadline)
+int gw_conn_fill(struct conn *c, int64_t deadline)
 {
 	for (;;) {
 		int64_t left = deadline - clock_mono_ms();
@@ -218,7 +218,7 @@ int gw_read_request(struct conn *c, struct http_req *r)
 			return -1;
 		if (c->len > 0 && deadline > clock_mono_ms() + HEAD_TIMEOUT_MS)
 			deadline = clock_mono_ms() + HEAD_TIMEOUT_MS;
-		rc = conn_fill(c, deadline);
+		rc = gw_conn_fill(c, deadline);
 		if (rc <= 0) {
 			if (rc < 0 && c->len > 0 && !atomic_load(&gw.stopping))
 				gw_send_error(c, 4, 408, "request head timed out", 1);
@@ -331,7 +331,7 @@ int gw_read_request(struct conn *c, struct http_req *r)
 		}
 		deadline = clock_mono_ms() + BODY_TIMEOUT_MS;
 		while (c->len < r->head_len + clen) {
-			rc = conn_fill(c, deadline);
+			rc = gw_conn_fill(c, deadline);
 			if (rc <= 0) {
 				if (rc < 0 && !atomic_load(&gw.stopping))
 					gw_send_error(c, 4, 408, "request body timed out", 1);
