@@ -65,6 +65,11 @@ void store_abort(store *s);
 /* Flush to disk (the environment is opened without per-commit fsync: the WAL
  * is the durable record; the host syncs before it drops WAL segments). */
 int store_sync(store *s);
+/* store_sync, reporting in *applied an applied index whose batch is on disk
+ * once the call returns 0 (the index committed when the sync began; any
+ * thread, concurrent with the apply path).  The host may cut its WAL up to
+ * *applied and no further. */
+int store_sync_durable(store *s, uint64_t *applied);
 
 /* ---- reads (any thread) ---- */
 /* Range as etcd's (limit, revision, sort, keys_only, count_only, min/max
@@ -103,8 +108,10 @@ int store_meta_get(store *s, const char *name, ef_buf *val, ef_arena *a);      /
 int store_meta_put(store *s, const char *name, const void *val, uint32_t len); /* inside a batch */
 
 /* ---- snapshots ---- */
-/* Write a compacted copy of the environment to fd (consistent, taken in a
- * read txn; may run on another thread). */
+/* Write a compacted copy of the environment to fd (consistent, taken in one
+ * read txn while the apply path goes on; any thread but the apply one).
+ * EF_E_NO_SPACE when the data file grew past a bound while the copy pinned
+ * its pages: the copy was abandoned, try again later. */
 int store_snapshot_write(store *s, int fd);
 /* Replace the whole store with the environment file at path (a snapshot
  * received from the leader, already decompressed and checked). */

@@ -21,6 +21,7 @@
 
 void node_post(node *n, struct ev *e)
 {
+	e->posted_ns = clock_mono_ns();
 	pthread_mutex_lock(&n->mu);
 	e->next = NULL;
 	if (n->in_tail)

@@ -18,7 +18,10 @@
  *      responses); apply the committed entries to the store in one write
  *      transaction that also records the applied index; acknowledge their
  *      waiters, publish the events to the watch hub, release reads; advance;
- *   5. takes a snapshot every --snapshot-count applied entries.
+ *   5. every --snapshot-count entries, compacts the Raft log and the WAL up
+ *      to the index the sync thread made durable in the store (compact.c):
+ *      no copy, no fsync here; snapshot files are built only when a
+ *      follower needs one, on its sender thread (snapshot.c).
  * The WAL, store and transport calls go through n->io (node_int.h), so
  * tests/unit/test_node_loop.c runs this very code against a fake disk and
  * checks the order; a failure the member cannot survive goes to io->fatal
@@ -115,6 +118,7 @@ static int apply_committed(node *n, raft_entry *ents, size_t cnt)
 	size_t n_done = 0;
 	uint64_t last = 0;
 	int began = 0;
+	int64_t t_commit = 0;
 	for (size_t i = 0; i < cnt; i++) {
 		raft_entry *e = &ents[i];
 		if (e->index <= applied)
@@ -165,6 +169,8 @@ static int apply_committed(node *n, raft_entry *ents, size_t cnt)
 				w->state = W_CLAIMED;
 			}
 			pthread_mutex_unlock(&n->mu);
+			if (w)
+				metrics_observe(n->m_commit_latency, (double)(t0 - w->t0_ns) / 1e9);
 		}
 		ef_arena *a = w ? w->a : n->scratch;
 		ef_msg req, scratch_resp;
@@ -214,13 +220,16 @@ static int apply_committed(node *n, raft_entry *ents, size_t cnt)
 	}
 	if (!began)
 		return 0;
+	t_commit = clock_mono_ns();
 	if (io->store_commit(n->st, last) != 0) {
 		char why[120];
 		snprintf(why, sizeof why, "store commit failed at index %" PRIu64 ": stopping",
 			 last);
 		return stop(n, why);
 	}
-	metrics_observe(n->m_backend_commit, (double)(clock_mono_ns() - t0) / 1e9);
+	int64_t t_end = clock_mono_ns();
+	metrics_observe(n->m_backend_commit, (double)(t_end - t_commit) / 1e9);
+	metrics_observe(n->m_apply, (double)(t_end - t0) / 1e9);
 	int64_t rev = io->store_revision(n->st);
 	pthread_mutex_lock(&n->mu);
 	n->applied_index = last;
@@ -307,6 +316,12 @@ int node_loop_ready(node *n)
 				       "could lose it)");
 		metrics_observe(n->m_wal_fsync, (double)(clock_mono_ns() - t0) / 1e9);
 		n->synced_hs = rd.hs;
+		/* A compaction's snapshot marker is durable now: the segments
+		 * below it may go. */
+		if (n->wal_release_at) {
+			wal_release_to(n->w, n->wal_release_at);
+			n->wal_release_at = 0;
+		}
 	}
 	io->send(n, rd.msgs, rd.n_msgs_early, rd.n_msgs);
 	if (rd.n_committed > pre) {
@@ -395,9 +410,11 @@ void *node_loop_main(void *arg)
 		pthread_mutex_unlock(&n->mu);
 
 		size_t props = 0;
+		int64_t now_ns = list ? clock_mono_ns() : 0;
 		while (list) {
 			struct ev *e = list;
 			list = e->next;
+			metrics_observe(n->m_inbox_wait, (double)(now_ns - e->posted_ns) / 1e9);
 			switch (e->kind) {
 			case EV_PROPOSE:
 				node_hold(n, e);
@@ -443,14 +460,7 @@ void *node_loop_main(void *arg)
 			node_loop_ready(n);
 		if (n->failed)
 			break; /* io->fatal returned (tests): the member stops here */
-		uint64_t applied = n->io->store_applied_index(n->st);
-		/* (After a restart the store can be ahead of the commit index the
-		 * WAL recorded until the leader tells us more: wait for that.) */
-		if (n->cfg.snapshot_count &&
-		    applied >= n->last_snap_index + n->cfg.snapshot_count &&
-		    applied <= raft_commit_index(n->r))
-			if (node_snapshot_take(n, applied) != 0)
-				log_warn("snapshot at %" PRIu64 " failed", applied);
+		node_log_compact(n);
 	}
 	return NULL;
 }

@@ -8,6 +8,7 @@
  * read are computed at scrape time.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "node_int.h"
@@ -67,6 +68,11 @@ static int64_t m_revision(void *ud)
 	return store_revision(((node *)ud)->st);
 }
 
+static int64_t m_durable(void *ud)
+{
+	return (int64_t)atomic_load(&((node *)ud)->durable_index);
+}
+
 void node_metrics_register(node *n)
 {
 	n->m_proposals_committed =
@@ -95,6 +101,39 @@ void node_metrics_register(node *n)
 	n->m_backend_commit = metrics_histogram(
 		"etcd_disk_backend_commit_duration_seconds",
 		"The latency distributions of commit called by backend.", "", 0.001, 2, 14);
+	n->m_apply = metrics_histogram(
+		"etcfs_server_apply_batch_duration_seconds",
+		"The latency distributions of applying one batch of committed entries to the "
+		"store (its commit included).",
+		"", 0.0001, 2, 18);
+	n->m_commit_latency = metrics_histogram(
+		"etcfs_server_proposal_commit_duration_seconds",
+		"The latency distributions from a client's proposal reaching this member to its "
+		"entry being committed and handed to apply.",
+		"", 0.0001, 2, 18);
+	n->m_inbox_wait = metrics_histogram(
+		"etcfs_server_inbox_wait_duration_seconds",
+		"The latency distributions of the time an event (proposal, peer message) waits "
+		"in the Raft loop's inbox.",
+		"", 0.0001, 2, 18);
+	n->m_store_sync = metrics_histogram(
+		"etcfs_disk_backend_sync_duration_seconds",
+		"The latency distributions of syncing the store to disk (sync thread).", "", 0.001,
+		2, 14);
+	n->m_compaction = metrics_histogram(
+		"etcfs_server_log_compaction_duration_seconds",
+		"The latency distributions of compacting the Raft log and WAL (loop thread).", "",
+		0.0001, 2, 18);
+	n->m_snap_build = metrics_histogram(
+		"etcd_disk_backend_snapshot_duration_seconds",
+		"The latency distribution of backend snapshots (built for a follower).", "", 0.01,
+		2, 17);
+	n->m_snap_build_failed =
+		metrics_counter("etcfs_server_snapshot_build_failures_total",
+				"Snapshot builds given up (copy pinned too much, or I/O).", "");
+	metrics_gauge_fn("etcfs_server_durable_applied_index",
+			 "The applied index the store has on disk (the WAL is cut up to it).", "",
+			 m_durable, n);
 	n->m_snap_sent = metrics_counter("etcd_network_snapshot_send_success",
 					 "Total number of successful snapshot sends", "");
 	n->m_snap_recv = metrics_counter("etcd_network_snapshot_receive_success",

@@ -55,8 +55,9 @@ enum waiter_state {
 struct waiter {
 	uint64_t id;
 	int state;
-	int err;      /* for reads: 0 = go ahead and read; else EF_E_* */
-	int proposed; /* writes: handed to Raft (else still held: not applied) */
+	int err;       /* for reads: 0 = go ahead and read; else EF_E_* */
+	int proposed;  /* writes: handed to Raft (else still held: not applied) */
+	int64_t t0_ns; /* writes: clock_mono_ns() when posted (proposal-to-commit) */
 	ef_msg *resp;
 	ef_arena *a;
 	pthread_cond_t cv;
@@ -79,6 +80,7 @@ struct ev {
 	raft_msg msg; /* EV_PEER (decoded, owned) */
 	uint64_t peer;
 	int failed;
+	int64_t posted_ns; /* clock_mono_ns() at node_post (inbox wait) */
 	struct ev *next;
 };
 
@@ -154,15 +156,32 @@ struct node {
 	pthread_mutex_t fwd_mu;
 	efc_client *fwd[MAX_MEMBERS];
 
-	/* snapshot sending: one sender thread per peer at a time */
+	/* snapshot sending: one sender thread per peer at a time; the file is
+	 * built on demand under snap_build_mu (one build at a time, a second
+	 * sender for the same index reuses it) */
 	uint64_t snap_sending[MAX_MEMBERS];
+	pthread_mutex_t snap_build_mu;
+
+	/* Durability of the store (compact.c): the sync thread makes the store
+	 * durable every SYNC_INTERVAL_MS and publishes in durable_index an
+	 * applied index whose batch is on disk; the loop compacts the Raft log
+	 * and WAL up to it and no further.  wal_release_at (loop thread): WAL
+	 * segments up to here go once the snapshot marker is fsync'd. */
+	_Atomic uint64_t durable_index;
+	uint64_t wal_release_at;
+	pthread_t syncer;
+	int syncer_running;       /* syncer was started (node_start) */
+	int syncer_stop;          /* under mu */
+	pthread_cond_t syncer_cv; /* with mu: node_stop wakes the syncer */
 
 	ef_arena *scratch; /* loop-owned */
 
 	/* metrics */
 	metric *m_proposals_committed, *m_proposals_applied, *m_proposals_failed,
 		*m_proposals_pending, *m_leader_changes, *m_has_leader, *m_is_leader, *m_term,
-		*m_wal_fsync, *m_backend_commit, *m_snap_sent, *m_snap_recv, *m_apply_batch;
+		*m_wal_fsync, *m_backend_commit, *m_snap_sent, *m_snap_recv, *m_apply_batch,
+		*m_commit_latency, *m_apply, *m_inbox_wait, *m_store_sync, *m_compaction,
+		*m_snap_build, *m_snap_build_failed;
 };
 
 /* The WAL, store and transport operations of the loop's hot path, behind a
@@ -246,8 +265,15 @@ int node_forward(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a, int64_t 
 		 int (*local)(node *, const ef_msg *, ef_msg *, ef_arena *));
 int node_move_leader(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a);
 
-/* snapshot.c: taking, sending, receiving and installing snapshots. */
-int node_snapshot_take(node *n, uint64_t index); /* loop thread */
+/* compact.c: the sync thread and log compaction. */
+int node_syncer_start(node *n);
+void node_syncer_stop(node *n);
+/* Compact the Raft log and the WAL up to the store's durable applied index
+ * when --snapshot-count entries passed since the last time (loop thread;
+ * no disk I/O but buffering the WAL's snapshot marker). */
+void node_log_compact(node *n);
+
+/* snapshot.c: sending (the file built on demand), receiving, installing. */
 void node_snapshot_send(node *n, const raft_msg *m);
 void node_snapshot_chunk(node *n, const uint8_t *p, size_t len); /* receive thread */
 int node_snapshot_install(node *n, const raft_snapshot_meta *m);

@@ -248,6 +248,7 @@ static int do_propose(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a, int
 	e->data = p;
 	e->len = len;
 	e->waiter = w.id;
+	w.t0_ns = clock_mono_ns();
 	node_post(n, e);
 	pthread_mutex_lock(&n->mu);
 	int rv = node_waiter_wait(n, &w, deadline);

@@ -1,16 +1,24 @@
 /*
- * snapshot.c - snapshot files: taking, sending, receiving, installing.
+ * snapshot.c - snapshot files: built on demand, sent, received, installed.
  *
- * Every --snapshot-count applied entries the loop copies the store into a
- * snapshot file (snapfile_write), marks it in the WAL and compacts the Raft
- * log, keeping some entries for slow followers.  When Raft asks for a
- * snapshot to be sent (MSG_SNAP), a detached sender thread streams the file
- * in 1 MiB chunks over the peer transport and then the MSG_SNAP itself; one
- * sender per peer at a time, and the outcome goes back to the loop's inbox
- * for raft_report_snapshot.  The receiver writes chunks in order on the peer
- * receive thread and renames the file into place when complete; the loop
- * installs it when Raft's ready names it.  Nothing here blocks the loop but
- * taking a snapshot (a copy of the store).
+ * A member keeps no snapshot files of its own making: its store is its
+ * state, and the loop compacts the Raft log against the store's durable
+ * applied index (compact.c).  When Raft asks for a snapshot to be sent
+ * (MSG_SNAP naming the last compaction point (index, term)), a detached
+ * sender thread builds the file, unless the newest one on disk is already
+ * for that point: a compacted copy of the store from one LMDB read
+ * transaction taken while writes go on (store_snapshot_write, which gives
+ * up if the copy pins too much), compressed and checksummed by
+ * snapfile_write.  The copy's applied index is at or past the named index:
+ * the follower installs it as the state at that index and then skips the
+ * entries the store already holds (apply ignores indexes <= the store's
+ * applied index), as etcd does with its consistent index.  Builds are
+ * serialised by snap_build_mu.  The file goes in 1 MiB chunks over the peer
+ * transport, then the MSG_SNAP itself; one sender per peer at a time, and
+ * the outcome goes back to the loop's inbox for raft_report_snapshot.  The
+ * receiver writes chunks in order on the peer receive thread and renames
+ * the file into place when complete; the loop installs it when Raft's
+ * ready names it.  Nothing here runs on the loop but the install.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../common/clock.h"
 #include "../log.h"
 #include "node_int.h"
 
@@ -32,38 +41,34 @@ static void snap_dir(node *n, char *out, size_t len)
 	snprintf(out, len, "%s/snap", n->member_dir);
 }
 
-int node_snapshot_take(node *n, uint64_t index)
+/* Build the snapshot file for meta (the store as of now, at or past
+ * meta->index) into the member's snap directory; its path in out.  Sender
+ * thread, snap_build_mu held. */
+static int snapshot_build(node *n, const raft_snapshot_meta *meta, char *out, size_t outlen)
 {
-	char sdir[1100], tmp[1200], outp[1200];
+	char sdir[1100], tmp[1200];
+	int64_t t0 = clock_mono_ns();
 	snap_dir(n, sdir, sizeof sdir);
 	snprintf(tmp, sizeof tmp, "%s/db.copy.tmp", sdir);
-	store_sync(n->st);
-	int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return EF_E_IO;
+	uint64_t at = store_applied_index(n->st);
 	int rv = store_snapshot_write(n->st, fd);
 	close(fd);
+	if (rv == 0)
+		rv = snapfile_write(n->member_dir, meta, tmp, out, outlen);
+	unlink(tmp);
+	double secs = (double)(clock_mono_ns() - t0) / 1e9;
 	if (rv != 0) {
-		unlink(tmp);
+		metrics_inc(n->m_snap_build_failed);
+		log_warn("building snapshot %" PRIu64 " failed after %.3f s: %s", meta->index, secs,
+			 ef_strerror(rv));
 		return rv;
 	}
-	raft_snapshot_meta m = {.index = index, .term = raft_term_at(n->r, index)};
-	m.n_voters = (uint32_t)n->n_members;
-	for (int i = 0; i < n->n_members; i++)
-		m.voters[i] = n->members[i].id;
-	rv = snapfile_write(n->member_dir, &m, tmp, outp, sizeof outp);
-	unlink(tmp);
-	if (rv != 0)
-		return rv;
-	if ((rv = wal_mark_snapshot(n->w, &m)) != 0 || (rv = wal_sync(n->w)) != 0)
-		return rv;
-	uint64_t keep = n->cfg.snapshot_count / 2;
-	if (keep > 5000)
-		keep = 5000;
-	raft_compact(n->r, index, keep);
-	wal_release_to(n->w, index > keep ? index - keep : 0);
-	n->last_snap_index = index;
-	log_info("snapshot at index %" PRIu64 " written to %s", index, outp);
+	metrics_observe(n->m_snap_build, secs);
+	log_info("built snapshot %" PRIu64 " (store at applied index >= %" PRIu64 ") in %.3f s: %s",
+		 meta->index, at, secs, out);
 	return 0;
 }
 
@@ -80,9 +85,16 @@ static void *snap_send_main(void *arg)
 	node *n = s->n;
 	char path[1200];
 	raft_snapshot_meta m;
-	int failed = 1;
+	int failed = 1, have = 0;
+	pthread_mutex_lock(&n->snap_build_mu);
 	if (snapfile_latest(n->member_dir, path, sizeof path, &m) == 0 && path[0] &&
-	    m.index == s->msg.snapshot.index) {
+	    m.index == s->msg.snapshot.index && m.term == s->msg.snapshot.term)
+		have = 1;
+	else if (snapshot_build(n, &s->msg.snapshot, path, sizeof path) == 0 &&
+		 snapfile_verify(path, &m) == 0)
+		have = 1;
+	pthread_mutex_unlock(&n->snap_build_mu);
+	if (have) {
 		int fd = open(path, O_RDONLY);
 		if (fd >= 0) {
 			struct stat st;
@@ -240,6 +252,12 @@ int node_snapshot_install(node *n, const raft_snapshot_meta *m)
 	}
 	wal_mark_snapshot(n->w, m);
 	n->last_snap_index = m->index;
+	/* The copy may be ahead of m->index (built while writes went on): the
+	 * entries up to its applied index will be skipped, so reads wait for
+	 * the store's index, not for those entries' apply. */
+	pthread_mutex_lock(&n->mu);
+	n->applied_index = store_applied_index(n->st);
+	pthread_mutex_unlock(&n->mu);
 	node_members_load_attrs(n);
 	watchhub_resync(n->hub);
 	log_info("installed snapshot at index %" PRIu64, m->index);

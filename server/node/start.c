@@ -84,6 +84,8 @@ node *node_alloc(const node_config *cfg)
 	node_cond_init_mono(&n->cv);
 	pthread_mutex_init(&n->lease_mu, NULL);
 	pthread_mutex_init(&n->fwd_mu, NULL);
+	pthread_mutex_init(&n->snap_build_mu, NULL);
+	node_cond_init_mono(&n->syncer_cv);
 	return n;
 }
 
@@ -218,7 +220,8 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 	}
 	if (n->n_members == 1)
 		raft_campaign(n->r);
-	if (pthread_create(&n->loop, NULL, node_loop_main, n) != 0) {
+	if (node_syncer_start(n) != 0 || pthread_create(&n->loop, NULL, node_loop_main, n) != 0) {
+		node_syncer_stop(n);
 		rv = EF_E_NOMEM;
 		goto fail;
 	}
@@ -247,6 +250,7 @@ void node_stop(node *n)
 	pthread_cond_broadcast(&n->cv);
 	pthread_mutex_unlock(&n->mu);
 	pthread_join(n->loop, NULL);
+	node_syncer_stop(n);
 	/* The loop is gone: answer every waiter it will never wake, then wait
 	 * (bounded) for the callers to leave. */
 	pthread_mutex_lock(&n->mu);

@@ -5,8 +5,9 @@
  * compact revision and applied index readable from any thread.
  *
  * Built this way because the environment is the one thing every other
- * file shares: it is opened with MDB_NOSYNC (the WAL is the durable record,
- * the host calls store_sync before dropping WAL segments), MDB_NOTLS (read
+ * file shares: it is opened with MDB_NOSYNC (the WAL is the durable record;
+ * the host's sync thread calls store_sync_durable and cuts the WAL only up
+ * to the applied index that call reports on disk), MDB_NOTLS (read
  * transactions are pooled and may be renewed on any thread) and
  * MDB_WRITEMAP (commits cost no write syscalls), with a map larger than
  * the quota by a headroom so deletes and compaction always fit.  env_lock
@@ -171,8 +172,21 @@ int64_t store_key_count(store *s)
 
 int store_sync(store *s)
 {
+	uint64_t applied;
+
+	return store_sync_durable(s, &applied);
+}
+
+/* The applied index is read before the sync starts: store_commit publishes
+ * c_applied only after mdb_txn_commit returned, so the transaction that
+ * recorded it is in the map before msync(MS_SYNC) of the whole map begins,
+ * and is on disk when it returns.  (MDB_WRITEMAP: mdb_env_sync(env, 1) is
+ * that msync; MDB_NOSYNC only stops commits from doing it themselves.) */
+int store_sync_durable(store *s, uint64_t *applied)
+{
 	int rc;
 
+	*applied = atomic_load(&s->c_applied);
 	pthread_rwlock_rdlock(&s->env_lock);
 	rc = mdb_env_sync(s->env, 1);
 	pthread_rwlock_unlock(&s->env_lock);
