@@ -47,10 +47,11 @@ int node_snapshot_take(node *n, uint64_t index)
 		unlink(tmp);
 		return rv;
 	}
-	raft_snapshot_meta m = {.index = index, .term = raft_term_at(n->r, index)};
-	m.n_voters = (uint32_t)n->n_members;
-	for (int i = 0; i < n->n_members; i++)
-		m.voters[i] = n->members[i].id;
+	/* The configuration as of index (voters and learners), as the core
+	 * computed it for its own snapshot meta. */
+	raft_snapshot_meta m;
+	raft_conf_at(n->r, index, &m);
+	m.term = raft_term_at(n->r, index);
 	rv = snapfile_write(n->member_dir, &m, tmp, outp, sizeof outp);
 	unlink(tmp);
 	if (rv != 0)

@@ -343,6 +343,12 @@ void raft_snapshot_conf(const raft *r, raft_snapshot_meta *out)
 	*out = r->snap;
 }
 
+void raft_conf_at(const raft *r, uint64_t index, raft_snapshot_meta *out)
+{
+	conf_at(r, index, out);
+	out->term = 0;
+}
+
 int raft_is_voter(const raft *r, uint64_t id)
 {
 	return conf_is_voter(r, id);

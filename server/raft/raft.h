@@ -264,6 +264,9 @@ int raft_conf_decode(const uint8_t *data, uint32_t len, raft_conf_change *cc);
  * snapshot's), and the configuration of the host's last snapshot. */
 void raft_conf(const raft *r, raft_snapshot_meta *out);
 void raft_snapshot_conf(const raft *r, raft_snapshot_meta *out);
+/* The configuration as of index (between the last snapshot and the commit
+ * index; what raft_compact(index) will record), index filled, term 0. */
+void raft_conf_at(const raft *r, uint64_t index, raft_snapshot_meta *out);
 /* Is id a voter / a learner of the applied configuration? */
 int raft_is_voter(const raft *r, uint64_t id);
 int raft_is_learner(const raft *r, uint64_t id);
