@@ -117,6 +117,23 @@ M_N=6
 grow 6
 wait_for 30 "every member lists the same 4 members after the replacement" tables_agree 4
 
+# the JSON gateway: etcd's /v3/cluster/member/{add,promote,update,remove}
+gw() { curl -s -X POST "http://127.0.0.1:${M_HPORT[$1]}/v3/cluster/member/$2" -d "$3"; }
+G=$(for i in $(seq 1 "$M_N"); do [ -z "${M_DOWN[$i]:-}" ] && { echo "$i"; break; }; done)
+P7=$(free_port)
+out=$(gw "$G" add "{\"peerURLs\":[\"tcp://127.0.0.1:$P7\"],\"isLearner\":true}")
+GID=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); m=d["member"]; assert m["isLearner"] and m["peerURLs"]==["tcp://127.0.0.1:'"$P7"'"]; assert any(x["ID"]==m["ID"] for x in d["members"]); print(m["ID"])') &&
+	pass "gateway member/add of a learner" || fail "gateway member/add" "$out"
+out=$(gw "$G" promote "{\"ID\":\"$GID\"}")
+echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["error"]==d["message"]=="etcdserver: can only promote a learner member which is in sync with leader" and d["code"]==9' &&
+	pass "gateway member/promote before caught up: etcd's error" || fail "gateway member/promote" "$out"
+out=$(gw "$G" update "{\"ID\":\"$GID\",\"peerURLs\":[\"tcp://127.0.0.1:$((P7 + 1))\"]}")
+echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert [m for m in d["members"] if m["ID"]=="'"$GID"'"][0]["peerURLs"]==["tcp://127.0.0.1:'"$((P7 + 1))"'"]' &&
+	pass "gateway member/update" || fail "gateway member/update" "$out"
+out=$(gw "$G" remove "{\"ID\":\"$GID\"}")
+echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(m["ID"]!="'"$GID"'" for m in d["members"]) and len(d["members"])==4' &&
+	pass "gateway member/remove" || fail "gateway member/remove" "$out"
+
 touch "$T_DIR/stop-writer"
 wait "$WRITER"
 check "every acknowledged write is read back ($(wc -l <"$T_DIR/acked") puts)" all_acked_present
