@@ -443,15 +443,24 @@ struct waiter *node_member_apply(node *n, const raft_entry *e)
 	raft_conf_change cc = {0};
 	ef_msg req;
 
+	uint64_t origin = 0, wid = 0;
 	if (e->type == RAFT_ENTRY_CONF) {
 		if (raft_conf_decode(e->data, e->len, &cc) != 0)
 			return NULL;
 		p = cc.context;
 		len = cc.context_len;
 	}
-	if (payload_request(p, len, n->scratch, &req) != 0)
+	if (payload_request(p, len, n->scratch, &req) == 0) {
+		origin = ef_get_be64(p + 1);
+		wid = ef_get_be64(p + 9);
+	} else if (e->type == RAFT_ENTRY_CONF && cc.op == RAFT_CONF_PROMOTE) {
+		/* the core's own proposal (--experimental-auto-promote-learners) */
+		memset(&req, 0, sizeof req);
+		req.type = EF_MSG_MEMBER_PROMOTE;
+		req.u.member.id = cc.id;
+	} else {
 		return NULL;
-	uint64_t origin = ef_get_be64(p + 1), wid = ef_get_be64(p + 9);
+	}
 	const ef_member_req *q = &req.u.member;
 	char url[320] = "";
 	if (q->n_peer_urls)

@@ -95,7 +95,8 @@ raft *node_raft_new(node *n, const wal_recovered *rec)
 			  .max_inflight = 256,
 			  .max_msg_bytes = 1u << 20,
 			  .pre_vote = 1,
-			  .check_quorum = 1};
+			  .check_quorum = 1,
+			  .auto_promote = n->cfg.auto_promote};
 	if (rc.election_tick < 2)
 		rc.election_tick = 2;
 	getrandom(&rc.seed, sizeof rc.seed, 0);

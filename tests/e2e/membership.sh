@@ -6,6 +6,10 @@
 # its old data), replace a member whose data was wiped (remove + add anew);
 # no acknowledged write lost and every member lists the same members.
 source "$(dirname "$0")/lib.sh"
+# wait_for, counted: a PASS or FAIL line either way
+await() { if wait_for "$@"; then pass "$2"; else fail "$2"; fi; }
+# the process exited (a zombie until reaped counts: kill -0 still finds it)
+gone() { [ ! -e "/proc/$1" ] || grep -q '^[0-9]* (.*) [ZX] ' "/proc/$1/stat"; }
 
 writer() {
 	local out=$1 i=0
@@ -18,23 +22,6 @@ all_acked_present() {
 	local i
 	ctl get load/ --prefix --keys-only >"$T_DIR/keys" || return 1
 	while read -r i; do grep -qx -- "load/$i" "$T_DIR/keys" || { echo "lost load/$i" >&2; return 1; }; done <"$T_DIR/acked"
-}
-# Start member I as a member added at runtime, with the --initial-cluster
-# that "member add" printed.
-joiner_start() {
-	local i=$1 cluster=$2
-	setsid "$ETCFSD" --name "m$i" --data-dir "$T_DIR/m$i" \
-		--listen-client-urls "tcp://127.0.0.1:${M_CPORT[$i]}" \
-		--advertise-client-urls "tcp://127.0.0.1:${M_CPORT[$i]}" \
-		--listen-peer-urls "tcp://127.0.0.1:${M_PPORT[$i]}" \
-		--initial-advertise-peer-urls "tcp://127.0.0.1:${M_PPORT[$i]}" \
-		--listen-http-urls "http://127.0.0.1:${M_HPORT[$i]}" \
-		--initial-cluster "$cluster" --initial-cluster-state existing \
-		--initial-cluster-token "e2e-$$" ${ETCFSD_FLAGS:-} \
-		</dev/null >>"$T_DIR/m$i.log" 2>&1 &
-	M_PID[$i]=$!
-	T_PIDS+=("$!")
-	unset "M_DOWN[$i]"
 }
 member_id() { # member_id NAME-or-PEER-PORT: hex id from member list
 	ctl member list | awk -F', ' -v k="$1" '$3 == k || index($4, ":" k) { print $1 }'
@@ -74,7 +61,7 @@ grow() { # grow I: add member I as a learner, start it, promote it once caught u
 	fi
 	joiner_start "$i" "$cluster"
 	M_N=$i
-	wait_for 60 "learner m$i caught up and promoted" promote_when_ready "$id"
+	await 60 "learner m$i caught up and promoted" promote_when_ready "$id"
 	grep -q "^Member [0-9a-f ]\{16\} promoted in cluster" "$T_DIR/promote.out" ||
 		fail "promote output" "$(cat "$T_DIR/promote.out")"
 }
@@ -82,27 +69,27 @@ grow() { # grow I: add member I as a learner, start it, promote it once caught u
 cluster_start 3 --snapshot-count 500
 writer "$T_DIR/acked" &
 WRITER=$!
-wait_for 60 "put load running" test -s "$T_DIR/acked"
+await 60 "put load running" test -s "$T_DIR/acked"
 
 grow 4
 grow 5
-wait_for 30 "every member lists the same 5 voters" tables_agree 5
+await 30 "every member lists the same 5 voters" tables_agree 5
 
 # remove the leader
 L=$(leader_index) || fail "a leader before the removal"
 LID=$(member_id "m$L")
 out=$(ctl member remove "$LID" 2>&1)
 expect_eq "member remove of the leader" "$out" "Member $(printf '%16s' "$LID") removed from cluster $(ctl member list -w json | python3 -c 'import json,sys; print("%16x" % json.load(sys.stdin)["header"]["cluster_id"])')"
-wait_for 30 "the removed leader stops" sh -c "! kill -0 ${M_PID[$L]} 2>/dev/null"
+await 30 "the removed leader stops" gone "${M_PID[$L]}"
 wait "${M_PID[$L]}" 2>/dev/null
 M_DOWN[$L]=1
 check "the removed member logs why it stopped" grep -q "the member has been permanently removed from the cluster" "$T_DIR/m$L.log"
-wait_for 30 "a write succeeds after the leader's removal" ctl --command-timeout 2s put probe x
-wait_for 30 "every member lists the same 4 members" tables_agree 4
+await 30 "a write succeeds after the leader's removal" ctl --command-timeout 2s put probe x
+await 30 "every member lists the same 4 members" tables_agree 4
 
 # the removed member does not come back on its old data
 member_start "$L"
-wait_for 30 "the removed member refuses to start" sh -c "! kill -0 ${M_PID[$L]} 2>/dev/null"
+await 30 "the removed member refuses to start" gone "${M_PID[$L]}"
 check "it says why it refuses" grep -q "permanently removed from the cluster; its data" "$T_DIR/m$L.log"
 M_DOWN[$L]=1
 
@@ -115,7 +102,7 @@ rm -rf "${T_DIR:?}/m$R"
 check "member remove of the wiped member" ctl member remove "$RID"
 M_N=6
 grow 6
-wait_for 30 "every member lists the same 4 members after the replacement" tables_agree 4
+await 30 "every member lists the same 4 members after the replacement" tables_agree 4
 
 # the JSON gateway: etcd's /v3/cluster/member/{add,promote,update,remove}
 gw() { curl -s -X POST "http://127.0.0.1:${M_HPORT[$1]}/v3/cluster/member/$2" -d "$3"; }
