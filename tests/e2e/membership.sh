@@ -52,6 +52,7 @@ grow() { # grow I: add member I as a learner, start it, promote it once caught u
 		pass "member add m$i --learner prints etcdctl's lines" ||
 		fail "member add m$i output" "$out"
 	cluster=$(echo "$out" | sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p')
+	J_CLUSTER[$i]=$cluster
 	id=$(member_id "${M_PPORT[$i]}")
 	if [ "$i" = 4 ]; then
 		# not started: nothing replicated yet
@@ -66,7 +67,9 @@ grow() { # grow I: add member I as a learner, start it, promote it once caught u
 		fail "promote output" "$(cat "$T_DIR/promote.out")"
 }
 
-cluster_start 3 --snapshot-count 500
+declare -A J_CLUSTER
+# a small --snapshot-count: the later members catch up from a snapshot
+cluster_start 3 --snapshot-count 100
 writer "$T_DIR/acked" &
 WRITER=$!
 await 60 "put load running" test -s "$T_DIR/acked"
@@ -74,6 +77,13 @@ await 60 "put load running" test -s "$T_DIR/acked"
 grow 4
 grow 5
 await 30 "every member lists the same 5 voters" tables_agree 5
+
+# a member that joined restarts on its data (cluster id and first
+# configuration from member/joined and member/conf_base)
+member_kill 4
+joiner_start 4 "${J_CLUSTER[4]}"
+await 60 "the joined member restarts and serves a linearizable read" ctl_on 4 --command-timeout 2s get probe-restart
+await 30 "every member lists the same 5 voters after its restart" tables_agree 5
 
 # remove the leader
 L=$(leader_index) || fail "a leader before the removal"
