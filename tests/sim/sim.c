@@ -273,6 +273,8 @@ static raft_config node_config(int i)
 	c.max_msg_bytes = 64 + (uint32_t)(g_seed % 5) * 200;
 	c.pre_vote = 1;
 	c.check_quorum = 1;
+	/* a quarter of the membership seeds let leaders promote on their own */
+	c.auto_promote = g_membership && g_seed % 8 == 7;
 	c.seed = g_seed * 1000003u + (uint64_t)g_n[i].restarts * 7919u;
 	return c;
 }
