@@ -9,6 +9,7 @@
  * from MEMBER_LIST.  health is a linearizable read of the key "health",
  * timed: it passes only when the member can reach a quorum.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,12 +320,150 @@ static char *join_urls(const ef_buf *u, uint32_t n, const char *sep)
 	return s;
 }
 
+static json_t *member_json(const ef_member *m)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "ID", ctl_ju64(m->id));
+	if (m->name.n)
+		json_object_set_new(o, "name", json_stringn((const char *)m->name.p, m->name.n));
+	if (m->n_peer_urls) {
+		json_t *pu = json_array();
+		for (uint32_t u = 0; u < m->n_peer_urls; u++)
+			json_array_append_new(pu, json_stringn((const char *)m->peer_urls[u].p,
+							       m->peer_urls[u].n));
+		json_object_set_new(o, "peerURLs", pu);
+	}
+	if (m->n_client_urls) {
+		json_t *cu = json_array();
+		for (uint32_t u = 0; u < m->n_client_urls; u++)
+			json_array_append_new(cu, json_stringn((const char *)m->client_urls[u].p,
+							       m->client_urls[u].n));
+		json_object_set_new(o, "clientURLs", cu);
+	}
+	if (m->is_learner)
+		json_object_set_new(o, "isLearner", json_true());
+	return o;
+}
+
+static uint64_t member_id_arg(struct ctl_args *a)
+{
+	if (a->npos != 1)
+		ctl_die(CTL_EXIT_BAD_ARGS, "member ID is not provided");
+	char *end;
+	errno = 0;
+	unsigned long long id = strtoull(a->pos[0], &end, 16);
+	if (!a->pos[0][0] || *end || errno || a->pos[0][0] == '-' || a->pos[0][0] == '+')
+		ctl_die(CTL_EXIT_BAD_ARGS,
+			"bad member ID arg (strconv.ParseUint: parsing \"%s\": invalid syntax), "
+			"expecting ID in Hex",
+			a->pos[0]);
+	return id;
+}
+
+/* member add NAME --peer-urls URLS [--learner], remove ID, update ID
+ * --peer-urls URLS, promote ID: etcdctl 3.4's output, word for word. */
+static int member_change(const char *sub, int argc, char **argv)
+{
+	const char *purls = NULL;
+	int learner = 0;
+	struct ctl_args a;
+	const struct ctl_flag add_flags[] = {{"peer-urls", 0, F_STR, &purls},
+					     {"learner", 0, F_BOOL, &learner},
+					     {NULL, 0, 0, NULL}};
+	const struct ctl_flag upd_flags[] = {{"peer-urls", 0, F_STR, &purls}, {NULL, 0, 0, NULL}};
+	static const struct ctl_flag none[] = {{NULL, 0, 0, NULL}};
+	ef_msg req, resp;
+	memset(&req, 0, sizeof req);
+	int add = strcmp(sub, "add") == 0, upd = strcmp(sub, "update") == 0;
+	ctl_parse(argc, argv, add ? add_flags : upd ? upd_flags : none, &a);
+	ef_arena *ar = ctl_arena();
+	ef_buf urls[16];
+	uint32_t nu = 0;
+	if (add) {
+		if (a.npos < 1)
+			ctl_die(CTL_EXIT_BAD_ARGS, "member name not provided");
+		if (a.npos > 1)
+			ctl_die(CTL_EXIT_BAD_ARGS,
+				"too many arguments, did you mean --peer-urls=%s", a.pos[1]);
+		if (!purls || !*purls)
+			ctl_die(CTL_EXIT_BAD_ARGS, "member peer urls not provided");
+		req.type = EF_MSG_MEMBER_ADD;
+		req.u.member.name = ef_str(a.pos[0]);
+		req.u.member.is_learner = (uint8_t)learner;
+	} else {
+		req.u.member.id = member_id_arg(&a);
+		if (upd && (!purls || !*purls))
+			ctl_die(CTL_EXIT_BAD_ARGS, "member peer urls not provided");
+		req.type = upd                          ? EF_MSG_MEMBER_UPDATE
+			   : strcmp(sub, "remove") == 0 ? EF_MSG_MEMBER_REMOVE
+							: EF_MSG_MEMBER_PROMOTE;
+	}
+	for (const char *u = purls; u && *u && nu < 16;) {
+		const char *c = strchr(u, ',');
+		size_t l = c ? (size_t)(c - u) : strlen(u);
+		urls[nu++] = (ef_buf){(const uint8_t *)u, (uint32_t)l};
+		u = c ? c + 1 : u + l;
+	}
+	req.u.member.peer_urls = nu ? urls : NULL;
+	req.u.member.n_peer_urls = nu;
+	ctl_call(&req, &resp, ar);
+	const ef_member_resp *mr = &resp.u.member_resp;
+	if (g_ctl.wfmt == W_JSON) {
+		json_t *j = json_object();
+		json_object_set_new(j, "header", ctl_jheader(&resp.hdr, 0));
+		if (mr->n_member)
+			json_object_set_new(j, "member", member_json(&mr->member[0]));
+		json_t *arr = json_array();
+		for (uint32_t k = 0; k < mr->n_members; k++)
+			json_array_append_new(arr, member_json(&mr->members[k]));
+		json_object_set_new(j, "members", arr);
+		ctl_json_print(j);
+	} else if (add) {
+		uint64_t nid = mr->n_member ? mr->member[0].id : 0;
+		printf("Member %16llx added to cluster %16llx\n\n", (unsigned long long)nid,
+		       (unsigned long long)resp.hdr.cluster_id);
+		printf("ETCD_NAME=\"%s\"\n", a.pos[0]);
+		printf("ETCD_INITIAL_CLUSTER=\"");
+		int first = 1;
+		for (uint32_t k = 0; k < mr->n_members; k++) {
+			const ef_member *m = &mr->members[k];
+			for (uint32_t u = 0; u < m->n_peer_urls; u++) {
+				if (m->id == nid)
+					printf("%s%s=", first ? "" : ",", a.pos[0]);
+				else
+					printf("%s%.*s=", first ? "" : ",", (int)m->name.n,
+					       (const char *)m->name.p);
+				printf("%.*s", (int)m->peer_urls[u].n,
+				       (const char *)m->peer_urls[u].p);
+				first = 0;
+			}
+		}
+		printf("\"\nETCD_INITIAL_ADVERTISE_PEER_URLS=\"%s\"\n", purls);
+		printf("ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n");
+	} else {
+		printf("Member %16llx %s cluster %16llx\n", (unsigned long long)req.u.member.id,
+		       upd                                ? "updated in"
+		       : req.type == EF_MSG_MEMBER_REMOVE ? "removed from"
+							  : "promoted in",
+		       (unsigned long long)resp.hdr.cluster_id);
+	}
+	ef_arena_free(ar);
+	free(a.pos);
+	return 0;
+}
+
 int cmd_member(int argc, char **argv)
 {
 	int i = ctl_find_word(argc, argv);
+	if (i >= 0 && (strcmp(argv[i], "add") == 0 || strcmp(argv[i], "remove") == 0 ||
+		       strcmp(argv[i], "update") == 0 || strcmp(argv[i], "promote") == 0)) {
+		const char *sub = argv[i];
+		ctl_remove_arg(&argc, argv, i);
+		return member_change(sub, argc, argv);
+	}
 	if (i < 0 || strcmp(argv[i], "list") != 0)
-		ctl_die(CTL_EXIT_BAD_ARGS, "member needs the sub-command list (add, remove, "
-					   "update and promote are not supported by etcfsctl)");
+		ctl_die(CTL_EXIT_BAD_ARGS, "member needs a sub-command: add, list, promote, "
+					   "remove or update");
 	ctl_remove_arg(&argc, argv, i);
 	struct ctl_args a;
 	static const struct ctl_flag none[] = {{NULL, 0, 0, NULL}};

@@ -55,7 +55,14 @@
 	X(EF_E_NOT_FOUND, 5, ENOENT, "key not found")                                              \
 	X(EF_E_PERMISSION, 7, EACCES, "permission denied")                                         \
 	X(EF_E_READ_ONLY, 9, EROFS, "read-only")                                                   \
-	X(EF_E_UNSUPPORTED, 12, ENOTSUP, "operation not supported")
+	X(EF_E_UNSUPPORTED, 12, ENOTSUP, "operation not supported")                                \
+	X(EF_E_MEMBER_EXISTS, 9, EEXIST, "etcdserver: member ID already exist")                    \
+	X(EF_E_PEER_URL_EXISTS, 9, EEXIST, "etcdserver: Peer URLs already exists")                 \
+	X(EF_E_MEMBER_NOT_LEARNER, 9, EINVAL, "etcdserver: can only promote a learner member")     \
+	X(EF_E_LEARNER_NOT_READY, 9, EAGAIN,                                                       \
+	  "etcdserver: can only promote a learner member which is in sync with leader")            \
+	X(EF_E_BAD_URLS, 3, EINVAL, "etcdserver: given member URLs are invalid")                   \
+	X(EF_E_CONF_PENDING, 14, EAGAIN, "etcdserver: a membership change is in progress")
 
 enum ef_error {
 	EF_OK = 0,

@@ -318,6 +318,25 @@ typedef struct ef_member_list_resp {
 	uint32_t n_members;
 } ef_member_list_resp;
 
+/* MEMBER_ADD (name, peer_urls, is_learner), MEMBER_REMOVE (id),
+ * MEMBER_UPDATE (id, peer_urls), MEMBER_PROMOTE (id): etcd's Cluster service. */
+typedef struct ef_member_req {
+	uint64_t id;
+	ef_buf name;
+	ef_buf *peer_urls;
+	uint32_t n_peer_urls;
+	uint8_t is_learner;
+} ef_member_req;
+
+/* Their responses: the member added (ADD only, n_member 1) and the members
+ * after the change. */
+typedef struct ef_member_resp {
+	ef_member *member;
+	uint32_t n_member;
+	ef_member *members;
+	uint32_t n_members;
+} ef_member_resp;
+
 typedef struct ef_move_leader_req {
 	uint64_t target_id;
 } ef_move_leader_req;
@@ -353,7 +372,11 @@ enum ef_msg_type {
 		14, /* ask for a progress notification on every watch of the connection */
 	EF_MSG_MEMBER_LIST = 15,
 	EF_MSG_MOVE_LEADER = 16,
-	EF_MSG__LAST_REQ = 16,
+	EF_MSG_MEMBER_ADD = 17,
+	EF_MSG_MEMBER_REMOVE = 18,
+	EF_MSG_MEMBER_UPDATE = 19,
+	EF_MSG_MEMBER_PROMOTE = 20,
+	EF_MSG__LAST_REQ = 20,
 
 	EF_MSG_RESP = 0x80,
 	EF_MSG_RANGE_RESP = 0x81,
@@ -370,6 +393,10 @@ enum ef_msg_type {
 	EF_MSG_WATCH_RESP = 0x8c, /* answers CREATE, CANCEL, PROGRESS and carries events */
 	EF_MSG_MEMBER_LIST_RESP = 0x8f,
 	EF_MSG_MOVE_LEADER_RESP = 0x90,
+	EF_MSG_MEMBER_ADD_RESP = 0x91,
+	EF_MSG_MEMBER_REMOVE_RESP = 0x92,
+	EF_MSG_MEMBER_UPDATE_RESP = 0x93,
+	EF_MSG_MEMBER_PROMOTE_RESP = 0x94,
 	EF_MSG_ERROR = 0xff
 };
 
@@ -396,6 +423,8 @@ typedef struct ef_msg {
 		ef_watch_resp watch_resp;
 		ef_member_list_resp member_list_resp;
 		ef_move_leader_req move_leader;
+		ef_member_req member;
+		ef_member_resp member_resp;
 		ef_error_resp error;
 	} u;
 } ef_msg;

@@ -262,6 +262,22 @@ static const struct wire_field wire_move_leader_req_fields[] = {
 };
 W_TABLE(wire_move_leader_req, ef_move_leader_req);
 
+/* MEMBER_ADD, MEMBER_REMOVE, MEMBER_UPDATE, MEMBER_PROMOTE */
+static const struct wire_field wire_member_req_fields[] = {
+	W_U64(ef_member_req, id),
+	W_BYTES(ef_member_req, name),
+	W_ARRAY(ef_member_req, peer_urls, n_peer_urls, WK_BYTES, ef_buf),
+	W_BOOL(ef_member_req, is_learner),
+};
+W_TABLE(wire_member_req, ef_member_req);
+
+/* their responses after the header */
+static const struct wire_field wire_member_resp_fields[] = {
+	W_ARRAY_OF(ef_member_resp, member, n_member, ef_member, wire_member),
+	W_ARRAY_OF(ef_member_resp, members, n_members, ef_member, wire_member),
+};
+W_TABLE(wire_member_resp, ef_member_resp);
+
 /* ERROR (no header) */
 static const struct wire_field wire_error_resp_fields[] = {
 	W_U32(ef_error_resp, code),
@@ -299,6 +315,10 @@ const struct wire_msg wire_msgs[256] = {
 	[EF_MSG_WATCH_PROGRESS] = REQ("WATCH_PROGRESS", wire_empty),
 	[EF_MSG_MEMBER_LIST] = REQ("MEMBER_LIST", wire_empty),
 	[EF_MSG_MOVE_LEADER] = REQ("MOVE_LEADER", wire_move_leader_req),
+	[EF_MSG_MEMBER_ADD] = REQ("MEMBER_ADD", wire_member_req),
+	[EF_MSG_MEMBER_REMOVE] = REQ("MEMBER_REMOVE", wire_member_req),
+	[EF_MSG_MEMBER_UPDATE] = REQ("MEMBER_UPDATE", wire_member_req),
+	[EF_MSG_MEMBER_PROMOTE] = REQ("MEMBER_PROMOTE", wire_member_req),
 
 	[EF_MSG_RANGE_RESP] = RESP("RANGE_RESP", wire_range_resp),
 	[EF_MSG_PUT_RESP] = RESP("PUT_RESP", wire_put_resp),
@@ -314,6 +334,10 @@ const struct wire_msg wire_msgs[256] = {
 	[EF_MSG_WATCH_RESP] = RESP("WATCH_RESP", wire_watch_resp),
 	[EF_MSG_MEMBER_LIST_RESP] = RESP("MEMBER_LIST_RESP", wire_member_list_resp),
 	[EF_MSG_MOVE_LEADER_RESP] = RESP("MOVE_LEADER_RESP", wire_empty),
+	[EF_MSG_MEMBER_ADD_RESP] = RESP("MEMBER_ADD_RESP", wire_member_resp),
+	[EF_MSG_MEMBER_REMOVE_RESP] = RESP("MEMBER_REMOVE_RESP", wire_member_resp),
+	[EF_MSG_MEMBER_UPDATE_RESP] = RESP("MEMBER_UPDATE_RESP", wire_member_resp),
+	[EF_MSG_MEMBER_PROMOTE_RESP] = RESP("MEMBER_PROMOTE_RESP", wire_member_resp),
 	[EF_MSG_ERROR] = REQ("ERROR", wire_error_resp), /* the one response without header */
 };
 
@@ -343,6 +367,8 @@ const struct wire_struct *const wire_structs[] = {
 	&wire_member,
 	&wire_member_list_resp,
 	&wire_move_leader_req,
+	&wire_member_req,
+	&wire_member_resp,
 	&wire_error_resp,
 	NULL,
 };

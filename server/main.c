@@ -47,6 +47,8 @@ static void usage(FILE *f)
 		"  --initial-cluster NAME=URL,...   the cluster's members (default NAME=<advertise peer url>)\n"
 		"  --initial-cluster-state new|existing  (default new)\n"
 		"  --initial-cluster-token TOKEN    cluster token (default \"etcd-cluster\")\n"
+		"  --experimental-auto-promote-learners  the leader promotes a learner once it is in\n"
+		"                                   sync (beyond etcd; default off)\n"
 		"Logging:\n"
 		"  --log-level debug|info|warn|error  (default info)\n"
 		"  --help, --version\n");
@@ -102,6 +104,12 @@ int main(int argc, char **argv)
 		if (strncmp(a, "--", 2) != 0) {
 			fprintf(stderr, "etcfsd: unexpected argument \"%s\" (see --help)\n", a);
 			return 2;
+		}
+		/* a boolean flag, Go style: alone, =true or =false */
+		if (strncmp(a, "--experimental-auto-promote-learners", 36) == 0 &&
+		    (a[36] == 0 || strcmp(a + 36, "=true") == 0 || strcmp(a + 36, "=false") == 0)) {
+			o.nc.auto_promote = a[36] == 0 || a[37] == 't';
+			continue;
 		}
 		char flag[64];
 		const char *val;

@@ -27,6 +27,7 @@ typedef struct node_config {
 	const char *initial_cluster; /* name=url,name=url ... */
 	const char *initial_cluster_token;
 	int cluster_state_new; /* --initial-cluster-state new|existing */
+	int auto_promote;      /* --experimental-auto-promote-learners */
 	int heartbeat_ms, election_ms;
 	uint64_t snapshot_count;
 	uint64_t quota_bytes;

@@ -36,6 +36,7 @@ struct peer_tr {
 	pthread_t rx;
 	peer_recv_fn fn;
 	void *ud;
+	pthread_mutex_t mu; /* peers[]: added and removed at runtime (membership) */
 	struct peer peers[PEER_MAX];
 	int n_peers;
 	int stopping;
@@ -59,7 +60,12 @@ static void *rx_main(void *arg)
 			continue;
 		}
 		uint64_t cid = ef_get_be64(p + 6), from = ef_get_be64(p + 14);
-		if (cid != t->cluster_id) {
+		uint64_t zero = 0;
+		/* A joining member learns the cluster id from its first peer. */
+		if (cid && __atomic_compare_exchange_n(&t->cluster_id, &zero, cid, 0,
+						       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			log_info("joined cluster %016llx", (unsigned long long)cid);
+		if (cid != __atomic_load_n(&t->cluster_id, __ATOMIC_ACQUIRE)) {
 			if (t->foreign++ % 100 == 0)
 				log_warn(
 					"dropped a peer message from member %016llx of another cluster "
@@ -83,6 +89,7 @@ int peer_start(const char *listen_urls, uint64_t cluster_id, uint64_t self_id, s
 		return 1;
 	t->cluster_id = cluster_id;
 	t->self_id = self_id;
+	pthread_mutex_init(&t->mu, NULL);
 	t->fn = fn;
 	t->ud = ud;
 	int rv = nng_pull0_open(&t->pull);
@@ -112,34 +119,67 @@ int peer_start(const char *listen_urls, uint64_t cluster_id, uint64_t self_id, s
 
 int peer_add(peer_tr *t, uint64_t id, const char *url)
 {
-	if (t->n_peers >= PEER_MAX)
+	pthread_mutex_lock(&t->mu);
+	int rv = t->n_peers >= PEER_MAX;
+	for (int i = 0; i < t->n_peers; i++)
+		rv |= t->peers[i].id == id;
+	if (rv) {
+		pthread_mutex_unlock(&t->mu);
 		return 1;
+	}
 	struct peer *p = &t->peers[t->n_peers];
-	if (nng_push0_open(&p->sock) != 0)
+	if (nng_push0_open(&p->sock) != 0) {
+		pthread_mutex_unlock(&t->mu);
 		return 1;
+	}
 	nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, 4096);
 	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 1000);
 	nng_socket_set_ms(p->sock, NNG_OPT_SENDTIMEO, 0);
-	int rv = nng_dial(p->sock, url, NULL, NNG_FLAG_NONBLOCK);
+	rv = nng_dial(p->sock, url, NULL, NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
 		log_error("peer %016llx: bad url %s: %s", (unsigned long long)id, url,
 			  nng_strerror(rv));
 		nng_close(p->sock);
+		pthread_mutex_unlock(&t->mu);
 		return 1;
 	}
 	p->id = id;
 	t->n_peers++;
+	pthread_mutex_unlock(&t->mu);
 	return 0;
+}
+
+void peer_remove(peer_tr *t, uint64_t id)
+{
+	pthread_mutex_lock(&t->mu);
+	for (int i = 0; i < t->n_peers; i++)
+		if (t->peers[i].id == id) {
+			nng_close(t->peers[i].sock);
+			t->peers[i] = t->peers[--t->n_peers];
+			break;
+		}
+	pthread_mutex_unlock(&t->mu);
+}
+
+uint64_t peer_cluster_id(peer_tr *t)
+{
+	return __atomic_load_n(&t->cluster_id, __ATOMIC_ACQUIRE);
 }
 
 static int send_common(peer_tr *t, uint64_t to, uint8_t kind, const void *data, size_t n, int flags,
 		       int timeout_ms)
 {
-	struct peer *p = NULL;
+	struct peer pc, *p = NULL;
+	pthread_mutex_lock(&t->mu);
 	for (int i = 0; i < t->n_peers; i++)
 		if (t->peers[i].id == to)
 			p = &t->peers[i];
+	if (p) {
+		pc = *p; /* the socket by value: a removal meanwhile makes sends fail */
+		p = &pc;
+	}
+	pthread_mutex_unlock(&t->mu);
 	if (!p)
 		return EF_E_MEMBER_NOT_FOUND;
 	nng_msg *m;
@@ -149,7 +189,7 @@ static int send_common(peer_tr *t, uint64_t to, uint8_t kind, const void *data, 
 	ef_be32(b, PEER_MAGIC);
 	b[4] = PEER_VERSION;
 	b[5] = kind;
-	ef_be64(b + 6, t->cluster_id);
+	ef_be64(b + 6, __atomic_load_n(&t->cluster_id, __ATOMIC_ACQUIRE));
 	ef_be64(b + 14, t->self_id);
 	if (n)
 		memcpy(b + PEER_HDR, data, n);

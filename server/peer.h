@@ -30,6 +30,11 @@ typedef void (*peer_recv_fn)(void *ud, uint8_t kind, uint64_t from, const uint8_
 int peer_start(const char *listen_urls, uint64_t cluster_id, uint64_t self_id, size_t max_msg,
 	       peer_recv_fn fn, void *ud, peer_tr **out, char *err, size_t errlen);
 int peer_add(peer_tr *t, uint64_t id, const char *url);
+/* Stop sending to a removed member (its socket is closed). */
+void peer_remove(peer_tr *t, uint64_t id);
+/* Started with cluster id 0 (a member joining a running cluster): the id
+ * adopted from the first peer message; 0 until one came. */
+uint64_t peer_cluster_id(peer_tr *t);
 /* 0, or EF_E_UNAVAILABLE when the peer's queue is full / unknown peer. */
 int peer_send(peer_tr *t, uint64_t to, uint8_t kind, const void *p, size_t n);
 /* Blocking up to timeout_ms. */

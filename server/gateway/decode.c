@@ -405,6 +405,50 @@ static int dec_watch_create(struct dctx *d, json_t *o, ef_watch_create_req *w)
 	return 0;
 }
 
+/* MemberAdd/Remove/Update/PromoteRequest: ID (uint64: a JSON number or a
+ * decimal string, as grpc-gateway accepts), peerURLs, isLearner. */
+static int dec_member(struct dctx *d, json_t *o, ef_member_req *m)
+{
+	json_t *v = field(o, "ID"), *u;
+	size_t i;
+	int rc;
+
+	if (v && json_is_integer(v) && json_integer_value(v) >= 0) {
+		m->id = (uint64_t)json_integer_value(v);
+	} else if (v && json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end;
+		errno = 0;
+		m->id = strtoull(s, &end, 10);
+		if (!*s || *end || errno || *s == '-' || *s == '+' || *s == ' ')
+			return fail(d, "invalid character '%c' looking for beginning of value",
+				    *s ? *s : '"');
+	} else if (v) {
+		return fail(d, "json: cannot unmarshal %s into Go value of type uint64", jkind(v));
+	}
+	if ((v = field(o, "peerURLs"))) {
+		if (!json_is_array(v))
+			return fail(d, "json: cannot unmarshal %s into Go value of type []string",
+				    jkind(v));
+		m->n_peer_urls = (uint32_t)json_array_size(v);
+		m->peer_urls = ef_arena_alloc(d->a, sizeof(ef_buf) * (m->n_peer_urls + 1));
+		if (!m->peer_urls)
+			return EF_E_NOMEM;
+		json_array_foreach(v, i, u)
+		{
+			if (!json_is_string(u))
+				return fail(
+					d, "json: cannot unmarshal %s into Go value of type string",
+					jkind(u));
+			m->peer_urls[i].p =
+				ef_arena_dup(d->a, json_string_value(u), json_string_length(u));
+			m->peer_urls[i].n = (uint32_t)json_string_length(u);
+		}
+	}
+	rc = get_bool(d, o, "isLearner", &m->is_learner);
+	return rc;
+}
+
 static const char *const method_types[GW__COUNT] = {
 	[GW_RANGE] = "etcdserverpb.RangeRequest",
 	[GW_PUT] = "etcdserverpb.PutRequest",
@@ -418,6 +462,10 @@ static const char *const method_types[GW__COUNT] = {
 	[GW_LEASE_LEASES] = "etcdserverpb.LeaseLeasesRequest",
 	[GW_STATUS] = "etcdserverpb.StatusRequest",
 	[GW_MEMBER_LIST] = "etcdserverpb.MemberListRequest",
+	[GW_MEMBER_ADD] = "etcdserverpb.MemberAddRequest",
+	[GW_MEMBER_REMOVE] = "etcdserverpb.MemberRemoveRequest",
+	[GW_MEMBER_UPDATE] = "etcdserverpb.MemberUpdateRequest",
+	[GW_MEMBER_PROMOTE] = "etcdserverpb.MemberPromoteRequest",
 	[GW_WATCH] = "etcdserverpb.WatchRequest",
 };
 
@@ -434,6 +482,10 @@ static const uint8_t method_msg[GW__COUNT] = {
 	[GW_LEASE_LEASES] = EF_MSG_LEASE_LIST,
 	[GW_STATUS] = EF_MSG_STATUS,
 	[GW_MEMBER_LIST] = EF_MSG_MEMBER_LIST,
+	[GW_MEMBER_ADD] = EF_MSG_MEMBER_ADD,
+	[GW_MEMBER_REMOVE] = EF_MSG_MEMBER_REMOVE,
+	[GW_MEMBER_UPDATE] = EF_MSG_MEMBER_UPDATE,
+	[GW_MEMBER_PROMOTE] = EF_MSG_MEMBER_PROMOTE,
 	[GW_WATCH] = EF_MSG_WATCH_CREATE,
 };
 
@@ -516,6 +568,12 @@ int gw_decode_request(int method, const void *body, size_t len, ef_arena *a, ef_
 	case GW_LEASE_TTL:
 		if (!(rc = get_i64(&d, o, "ID", &req->u.lease.id)))
 			rc = get_bool(&d, o, "keys", &req->u.lease.keys);
+		break;
+	case GW_MEMBER_ADD:
+	case GW_MEMBER_REMOVE:
+	case GW_MEMBER_UPDATE:
+	case GW_MEMBER_PROMOTE:
+		rc = dec_member(&d, o, &req->u.member);
 		break;
 	default: /* leases, status, member list: no fields */
 		break;

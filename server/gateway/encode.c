@@ -419,6 +419,37 @@ void gw_encode_response(int method, const ef_msg *m, ef_wbuf *b)
 			ef_wbuf_u8(b, ']');
 		}
 		break;
+	case GW_MEMBER_ADD:
+	case GW_MEMBER_REMOVE:
+	case GW_MEMBER_UPDATE:
+	case GW_MEMBER_PROMOTE: {
+		const ef_member_resp *r = &m->u.member_resp;
+
+		for (uint32_t k = 0; k <= r->n_members; k++) {
+			const ef_member *mb =
+				k == 0 ? (r->n_member ? r->member : NULL) : &r->members[k - 1];
+			if (!mb)
+				continue;
+			if (k == 0) {
+				jw_key(b, "member");
+			} else if (k == 1) {
+				jw_key(b, "members");
+				ef_wbuf_u8(b, '[');
+			}
+			if (k > 0)
+				jw_sep(b);
+			ef_wbuf_u8(b, '{');
+			jw_u64(b, "ID", mb->id);
+			jw_str(b, "name", mb->name);
+			enc_str_array(b, "peerURLs", mb->peer_urls, mb->n_peer_urls);
+			enc_str_array(b, "clientURLs", mb->client_urls, mb->n_client_urls);
+			jw_true(b, "isLearner", mb->is_learner);
+			ef_wbuf_u8(b, '}');
+		}
+		if (r->n_members)
+			ef_wbuf_u8(b, ']');
+		break;
+	}
 	default: /* compaction, revoke: header only */
 		break;
 	}

@@ -30,6 +30,10 @@ static const struct route routes[] = {
 	{"/kv/lease/leases", GW_LEASE_LEASES},
 	{"/maintenance/status", GW_STATUS},
 	{"/cluster/member/list", GW_MEMBER_LIST},
+	{"/cluster/member/add", GW_MEMBER_ADD},
+	{"/cluster/member/remove", GW_MEMBER_REMOVE},
+	{"/cluster/member/update", GW_MEMBER_UPDATE},
+	{"/cluster/member/promote", GW_MEMBER_PROMOTE},
 };
 
 int gw_route(const char *path)

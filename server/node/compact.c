@@ -106,10 +106,11 @@ void node_log_compact(node *n)
 	if (idx <= n->last_snap_index || term == 0)
 		return;
 	int64_t t0 = clock_mono_ns();
-	raft_snapshot_meta m = {.index = idx, .term = term};
-	m.n_voters = (uint32_t)n->n_members;
-	for (int i = 0; i < n->n_members; i++)
-		m.voters[i] = n->members[i].id;
+	/* The configuration as of idx (voters and learners), as the core
+	 * computed it for its own snapshot meta. */
+	raft_snapshot_meta m;
+	raft_conf_at(n->r, idx, &m);
+	m.term = term;
 	if (wal_mark_snapshot(n->w, &m) != 0) {
 		log_warn("cannot mark snapshot %" PRIu64 " in the WAL", idx);
 		return;

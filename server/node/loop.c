@@ -130,6 +130,13 @@ static int apply_committed(node *n, raft_entry *ents, size_t cnt)
 			}
 			began = 1;
 		}
+		if (e->type == RAFT_ENTRY_CONF ||
+		    (e->type == RAFT_ENTRY_NORMAL && e->len > 0 && e->data[0] == PAYLOAD_MEMBER)) {
+			struct waiter *mw = node_member_apply(n, e); /* members.c */
+			if (mw && n_done < 512)
+				done[n_done++] = mw;
+			continue;
+		}
 		if (e->type != RAFT_ENTRY_NORMAL || e->len < PAYLOAD_HDR)
 			continue;
 		const uint8_t *p = e->data;
@@ -151,6 +158,11 @@ static int apply_committed(node *n, raft_entry *ents, size_t cnt)
 					pthread_mutex_lock(&n->mu);
 					memcpy(m->client_urls, rb.p, k);
 					m->client_urls[k] = 0;
+					rb.p += l;
+					if (ef_rbuf_u32(&rb, &l) == 0 &&
+					    (size_t)(rb.end - rb.p) >= l)
+						snprintf(m->name, sizeof m->name, "%.*s", (int)l,
+							 (const char *)rb.p);
 					if (origin == n->id)
 						n->attr_published = 1;
 					pthread_mutex_unlock(&n->mu);
@@ -274,6 +286,10 @@ int node_loop_ready(node *n)
 	 * state: the member cannot continue. */
 	if (rd.snapshot && node_snapshot_install(n, rd.snapshot) != 0)
 		return stop(n, "cannot install the leader's snapshot: stopping");
+	if (rd.snapshot)
+		node_members_load(n); /* the table the snapshot's store holds */
+	if (rd.conf_base) /* a joining member learned the cluster's first configuration */
+		node_members_base_save(n, rd.conf_base);
 	/* The leader's appends go out before its own fsync (thesis 10.2.1):
 	 * followers write their logs while we write ours. */
 	io->send(n, rd.msgs, 0, rd.n_msgs_early);
@@ -430,6 +446,9 @@ void *node_loop_main(void *arg)
 			case EV_TRANSFER:
 				raft_transfer_leader(n->r, e->peer);
 				break;
+			case EV_MEMBER:
+				node_member_propose(n, e); /* members.c; frees e */
+				continue;
 			default:
 				break;
 			}
@@ -442,6 +461,7 @@ void *node_loop_main(void *arg)
 			next_tick = now + n->cfg.heartbeat_ms;
 			if (raft_role(n->r) == RAFT_LEADER)
 				node_leases_expire(n);
+			node_members_tick(n); /* joining: cluster id; removed: stop */
 			if (!n->attr_published && raft_leader(n->r) != RAFT_NONE &&
 			    now - n->attr_sent_ms > 2000) {
 				uint32_t len;

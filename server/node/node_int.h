@@ -31,7 +31,9 @@
 
 enum payload_kind {
 	PAYLOAD_REQUEST = 1,
-	PAYLOAD_MEMBER_ATTR = 2
+	PAYLOAD_MEMBER_ATTR = 2,
+	PAYLOAD_MEMBER = 3 /* a MEMBER_* request: the context of a RAFT_ENTRY_CONF entry, or
+			    * (MEMBER_UPDATE) a normal entry */
 };
 #define PAYLOAD_HDR 25 /* kind u8, origin u64, waiter u64, time_ns i64 */
 
@@ -40,6 +42,8 @@ struct member {
 	char name[64];
 	char peer_url[320];
 	char client_urls[512]; /* published through Raft; "" until then */
+	int is_learner;
+	int gone; /* removed: the slot stays (fwd[] and snap_sending[] index it) */
 };
 
 enum waiter_state {
@@ -69,7 +73,8 @@ enum ev_kind {
 	EV_READ,
 	EV_PEER,
 	EV_SNAP_STATUS,
-	EV_TRANSFER
+	EV_TRANSFER,
+	EV_MEMBER /* a MEMBER_* payload for raft_propose_conf (leader) */
 };
 
 struct ev {
@@ -105,6 +110,13 @@ struct node {
 	uint64_t id, cluster_id;
 	struct member members[MAX_MEMBERS];
 	int n_members;
+	/* Raft's configuration at index 0: the --initial-cluster ids of a
+	 * bootstrap member, or what a joining member learned (rd.conf_base,
+	 * kept in member/conf_base). */
+	uint64_t base_ids[MAX_MEMBERS];
+	int n_base;
+	int joining; /* started with --initial-cluster-state existing on an empty dir */
+	int removed; /* applied its own removal: stops (main.c), never restarts */
 
 	/* Storage and transport the loop drives: &node_io_default in etcfsd,
 	 * a fake in tests/unit/test_node_loop.c.  Never NULL. */
@@ -250,6 +262,24 @@ struct member *node_member_by_id(node *n, uint64_t id);
 int node_members_parse(node *n, const char *spec, char *err, size_t errlen);
 void node_members_load_attrs(node *n);
 int node_member_list(node *n, ef_msg *resp, ef_arena *a);
+/* MEMBER_ADD/REMOVE/UPDATE/PROMOTE on the leader (node_forward's local). */
+int node_member_change(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a);
+/* Loop thread: propose an EV_MEMBER (answers its waiter on refusal). */
+void node_member_propose(node *n, struct ev *e);
+/* Loop thread, inside the apply batch: a committed RAFT_ENTRY_CONF entry or
+ * PAYLOAD_MEMBER normal entry changes the member table (persisted in the
+ * store's meta table, "members", atomically with the applied index), the
+ * peer transport follows; returns the waiter to wake (resp filled) or NULL. */
+struct waiter *node_member_apply(node *n, const raft_entry *e);
+/* The member table the store holds (after a restart or a snapshot). */
+void node_members_load(node *n);
+/* Joining members: member/joined holds the cluster id learned from the
+ * first peer message, member/conf_base the configuration at index 0. */
+void node_members_base_save(node *n, const raft_snapshot_meta *m);
+int node_members_base_load(node *n, raft_config *rc);
+/* Loop thread, every tick: adopt the learned cluster id; stop a removed
+ * member once it no longer leads. */
+void node_members_tick(node *n);
 
 /* lease.c: the leader's lease deadlines. */
 struct lease_ent *node_lease_find(node *n, int64_t id); /* lease_mu held */

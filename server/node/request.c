@@ -64,7 +64,7 @@ uint8_t *node_payload_make(node *n, int kind, uint64_t waiter, const ef_msg *req
 	ef_wbuf_u64(&b, n->id);
 	ef_wbuf_u64(&b, waiter);
 	ef_wbuf_u64(&b, (uint64_t)clock_wall_ns());
-	if (kind == PAYLOAD_REQUEST) {
+	if (kind == PAYLOAD_REQUEST || kind == PAYLOAD_MEMBER) {
 		ef_wbuf_u8(&b, req->type);
 		if (ef_encode_body(req, &b) != 0)
 			b.err = EF_E_NOMEM;
@@ -72,6 +72,8 @@ uint8_t *node_payload_make(node *n, int kind, uint64_t waiter, const ef_msg *req
 		struct member *m = node_member_by_id(n, n->id);
 		ef_wbuf_bytes(&b, n->cfg.advertise_client_urls,
 			      (uint32_t)strlen(n->cfg.advertise_client_urls));
+		/* then the name (older members stop reading before it) */
+		ef_wbuf_bytes(&b, n->cfg.name, (uint32_t)strlen(n->cfg.name));
 		(void)m;
 	}
 	if (b.err) {
@@ -374,6 +376,11 @@ static int node_call_inner(node *n, const ef_msg *req, ef_msg *resp, ef_arena *a
 		return node_member_list(n, resp, a);
 	case EF_MSG_MOVE_LEADER:
 		return node_forward(n, req, resp, a, deadline, node_move_leader);
+	case EF_MSG_MEMBER_ADD:
+	case EF_MSG_MEMBER_REMOVE:
+	case EF_MSG_MEMBER_UPDATE:
+	case EF_MSG_MEMBER_PROMOTE:
+		return node_forward(n, req, resp, a, deadline, node_member_change);
 	default:
 		return node_set_error(resp, a, EF_E_UNKNOWN_TYPE, NULL);
 	}

@@ -97,13 +97,19 @@ raft *node_raft_new(node *n, const wal_recovered *rec)
 			  .max_inflight = 256,
 			  .max_msg_bytes = 1u << 20,
 			  .pre_vote = 1,
-			  .check_quorum = 1};
+			  .check_quorum = 1,
+			  .auto_promote = n->cfg.auto_promote};
 	if (rc.election_tick < 2)
 		rc.election_tick = 2;
 	getrandom(&rc.seed, sizeof rc.seed, 0);
-	rc.n_voters = (uint32_t)n->n_members;
-	for (int i = 0; i < n->n_members; i++)
-		rc.voters[i] = n->members[i].id;
+	if (n->joining) { /* members.c: what the leader taught it, if anything yet */
+		rc.joining = 1;
+		node_members_base_load(n, &rc);
+	} else { /* the bootstrap configuration (--initial-cluster) */
+		rc.n_voters = (uint32_t)n->n_base;
+		for (int i = 0; i < n->n_base; i++)
+			rc.voters[i] = n->base_ids[i];
+	}
 	return raft_new(&rc, &rec->hs, rec->snap.index ? &rec->snap : NULL, rec->entries,
 			rec->n_entries);
 }
@@ -119,6 +125,24 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 		goto fail;
 	snprintf(n->member_dir, sizeof n->member_dir, "%s/member", cfg->data_dir);
 	char path[1200];
+	/* --initial-cluster-state existing on an empty data dir: a member added
+	 * at runtime ("member add").  It learns the cluster id from its first
+	 * peer message (its --initial-cluster lists today's members, not the
+	 * bootstrap ones the id hashes) and keeps it in member/joined. */
+	snprintf(path, sizeof path, "%s/joined", n->member_dir);
+	FILE *jf = fopen(path, "r");
+	if (jf) {
+		n->joining = 1;
+		if (fscanf(jf, "%" SCNx64, &n->cluster_id) != 1)
+			n->cluster_id = 0;
+		fclose(jf);
+	} else {
+		snprintf(path, sizeof path, "%s/wal", n->member_dir);
+		if (!cfg->cluster_state_new && access(path, F_OK) != 0) {
+			n->joining = 1;
+			n->cluster_id = 0;
+		}
+	}
 	snprintf(path, sizeof path, "%s/snap", n->member_dir);
 	if (mkdirs(path) != 0) {
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
@@ -160,7 +184,8 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 
 	wal_recovered rec;
 	memset(&rec, 0, sizeof rec);
-	if ((rv = wal_open(n->member_dir, n->cluster_id, n->id, &n->w, &rec, err, errlen)) != 0)
+	if ((rv = wal_open(n->member_dir, n->joining ? 0 : n->cluster_id, n->id, &n->w, &rec, err,
+			   errlen)) != 0)
 		goto fail;
 	/* The store must node_hold at least the snapshot the WAL starts from. */
 	if (rec.snap.index > store_applied_index(n->st)) {
@@ -176,11 +201,11 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 		}
 	}
 	n->last_snap_index = rec.snap.index;
-	if (!cfg->cluster_state_new && rec.hs.term == 0 && rec.n_entries == 0 &&
-	    rec.snap.index == 0)
-		log_warn(
-			"--initial-cluster-state existing with an empty data dir: joining as a new member "
-			"of the configured cluster");
+	if (n->joining && rec.hs.term == 0 && rec.n_entries == 0 && rec.snap.index == 0)
+		log_info("--initial-cluster-state existing with an empty data dir: joining the "
+			 "running cluster as member %016" PRIx64,
+			 n->id);
+	node_members_load(n); /* the table as of the store's applied index */
 
 	n->synced_hs = rec.hs;
 	n->r = node_raft_new(n, &rec);
@@ -188,6 +213,17 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 	if (!n->r) {
 		snprintf(err, errlen, "cannot start raft");
 		rv = EF_E_NOMEM;
+		goto fail;
+	}
+	if (raft_removed(n->r)) {
+		/* Its log holds its own removal: rejoining on this data would
+		 * bring back a member the cluster forgot (etcd refuses too). */
+		snprintf(err, errlen,
+			 "the member has been permanently removed from the cluster; its data in %s "
+			 "cannot rejoin: add it again with 'member add' and start it on an empty "
+			 "--data-dir with --initial-cluster-state existing",
+			 cfg->data_dir);
+		rv = EF_E_INVALID;
 		goto fail;
 	}
 	pthread_mutex_lock(&n->mu);
@@ -200,7 +236,7 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 	n->scratch = ef_arena_new();
 	node_metrics_register(n);
 
-	if (n->n_members > 1 || cfg->listen_peer_urls) {
+	if (n->n_members > 1 || cfg->listen_peer_urls || n->joining) {
 		struct member *self = node_member_by_id(n, n->id);
 		const char *listen = cfg->listen_peer_urls ? cfg->listen_peer_urls : self->peer_url;
 		char lbuf[600];
@@ -215,10 +251,10 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 			goto fail;
 		}
 		for (int i = 0; i < n->n_members; i++)
-			if (n->members[i].id != n->id)
+			if (n->members[i].id != n->id && !n->members[i].gone)
 				peer_add(n->peers, n->members[i].id, n->members[i].peer_url);
 	}
-	if (n->n_members == 1)
+	if (n->n_members == 1 && !n->joining)
 		raft_campaign(n->r);
 	if (node_syncer_start(n) != 0 || pthread_create(&n->loop, NULL, node_loop_main, n) != 0) {
 		node_syncer_stop(n);

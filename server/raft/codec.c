@@ -6,12 +6,16 @@
  *   u8 reject, u64 reject_hint,
  *   u32 n_entries, then per entry: u64 term, u64 index, u8 type, u32 len, bytes
  *   u32 context_len, bytes
- *   u8 has_snapshot, then: u64 index, u64 term, u32 n_voters, u64 voters[n]
+ *   u8 has_snapshot (MSG_SNAP; MSG_APP with a configuration), then:
+ *     u64 index, u64 term, u32 n_voters, u64 voters[n],
+ *     u32 n_learners, u64 learners[n]
+ * (The learners and the configuration on MSG_APP came without a version
+ * bump: an older peer rejects the longer snapshot section as malformed.)
  *
  * Decoding reads only inside [p, p+n) through ef_rbuf, checks every count
  * against the bytes that remain before allocating (so a forged count cannot
  * make it allocate gigabytes), rejects unknown types and versions, entry
- * types other than NORMAL/EMPTY, more than RAFT_MAX_VOTERS voters, and
+ * types other than NORMAL/EMPTY/CONF, more than RAFT_MAX_VOTERS voters, and
  * trailing bytes.  Bytes come from the network: nothing here trusts them.
  */
 #include "raft_int.h"
@@ -42,16 +46,21 @@ int raft_msg_encode(const raft_msg *m, struct ef_wbuf *out)
 		ef_wbuf_bytes(out, e->data, e->len);
 	}
 	ef_wbuf_bytes(out, m->context, m->context_len);
-	ef_wbuf_u8(out, m->type == RAFT_MSG_SNAP);
-	if (m->type == RAFT_MSG_SNAP) {
-		uint32_t nv = m->snapshot.n_voters;
-		if (nv > RAFT_MAX_VOTERS)
+	bool has_snap =
+		m->type == RAFT_MSG_SNAP || (m->type == RAFT_MSG_APP && m->snapshot.n_voters > 0);
+	ef_wbuf_u8(out, has_snap);
+	if (has_snap) {
+		uint32_t nv = m->snapshot.n_voters, nl = m->snapshot.n_learners;
+		if (nv > RAFT_MAX_VOTERS || nl > RAFT_MAX_VOTERS - nv)
 			return EF_E_INVALID;
 		ef_wbuf_u64(out, m->snapshot.index);
 		ef_wbuf_u64(out, m->snapshot.term);
 		ef_wbuf_u32(out, nv);
 		for (uint32_t i = 0; i < nv; i++)
 			ef_wbuf_u64(out, m->snapshot.voters[i]);
+		ef_wbuf_u32(out, nl);
+		for (uint32_t i = 0; i < nl; i++)
+			ef_wbuf_u64(out, m->snapshot.learners[i]);
 	}
 	return out->err;
 }
@@ -137,14 +146,15 @@ int raft_msg_decode(const uint8_t *p, size_t n, raft_msg *m)
 		if ((rc = ef_rbuf_u64(&r, &e->term)) || (rc = ef_rbuf_u64(&r, &e->index)) ||
 		    (rc = ef_rbuf_u8(&r, &e->type)) || (rc = get_bytes(&r, &e->data, &e->len)))
 			goto fail;
-		if (e->type > RAFT_ENTRY_EMPTY) {
+		if (e->type > RAFT_ENTRY_CONF) {
 			rc = EF_E_MALFORMED;
 			goto fail;
 		}
 	}
 	if ((rc = get_bytes(&r, &m->context, &m->context_len)) || (rc = ef_rbuf_u8(&r, &has_snap)))
 		goto fail;
-	if (has_snap > 1 || (has_snap != 0) != (m->type == RAFT_MSG_SNAP)) {
+	if (has_snap > 1 || (m->type == RAFT_MSG_SNAP && !has_snap) ||
+	    (has_snap && m->type != RAFT_MSG_SNAP && m->type != RAFT_MSG_APP)) {
 		rc = EF_E_MALFORMED;
 		goto fail;
 	}
@@ -159,6 +169,15 @@ int raft_msg_decode(const uint8_t *p, size_t n, raft_msg *m)
 		}
 		for (uint32_t i = 0; i < s->n_voters; i++)
 			if ((rc = ef_rbuf_u64(&r, &s->voters[i])))
+				goto fail;
+		if ((rc = ef_rbuf_u32(&r, &s->n_learners)))
+			goto fail;
+		if (s->n_learners > RAFT_MAX_VOTERS - s->n_voters) {
+			rc = EF_E_MALFORMED;
+			goto fail;
+		}
+		for (uint32_t i = 0; i < s->n_learners; i++)
+			if ((rc = ef_rbuf_u64(&r, &s->learners[i])))
 				goto fail;
 	}
 	if (r.p != r.end) {

@@ -27,19 +27,22 @@ bool election_msg_is_transfer(const raft_msg *m)
 	return m->type == RAFT_MSG_VOTE && m->context_len == 1 && m->context[0] == 'T';
 }
 
-/* Record a (pre)vote; returns granted count and sets *rejected. */
+/* Record a (pre)vote; returns granted count and sets *rejected.  Only
+ * voters count: a learner's answer (it may not know it is one) is ignored. */
 static uint32_t tally(raft *r, uint64_t from, bool granted, uint32_t *rejected)
 {
-	int pos = raft_voter_pos(r, from);
+	progress *pr = raft_progress(r, from);
 	uint32_t g = 0;
 
-	if (pos >= 0 && r->votes[pos] < 0)
-		r->votes[pos] = granted ? 1 : 0;
+	if (pr && pr->vote < 0)
+		pr->vote = granted ? 1 : 0;
 	*rejected = 0;
 	for (uint32_t i = 0; i < r->n_prs; i++) {
-		if (r->votes[i] == 1)
+		if (r->prs[i].learner)
+			continue;
+		if (r->prs[i].vote == 1)
 			g++;
-		else if (r->votes[i] == 0)
+		else if (r->prs[i].vote == 0)
 			(*rejected)++;
 	}
 	return g;
@@ -71,7 +74,7 @@ void election_campaign(raft *r, bool pre_vote, bool transfer)
 	}
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		raft_msg *m;
-		if (r->prs[i].id == r->id)
+		if (r->prs[i].id == r->id || r->prs[i].learner)
 			continue;
 		m = raft_send(r, type, r->prs[i].id);
 		if (m == NULL)

@@ -52,9 +52,10 @@ progress *raft_progress(raft *r, uint64_t id)
 	return i < 0 ? NULL : &r->prs[i];
 }
 
+/* A majority of the voters: learners never count (thesis 4.2.1). */
 uint32_t raft_quorum(const raft *r)
 {
-	return r->n_prs / 2 + 1;
+	return conf_n_voters(r) / 2 + 1;
 }
 
 raft_msg *raft_send(raft *r, uint8_t type, uint64_t to)
@@ -130,21 +131,26 @@ raft *raft_new(const raft_config *cfg, const raft_hard_state *hs, const raft_sna
 	       const raft_entry *entries, size_t n_entries)
 {
 	raft *r;
-	bool self_found = false;
+	uint64_t all[2 * RAFT_MAX_VOTERS];
+	uint32_t n_all;
 
-	if (cfg == NULL || cfg->id == RAFT_NONE || cfg->n_voters == 0 ||
-	    cfg->n_voters > RAFT_MAX_VOTERS || cfg->election_tick < 1 || cfg->heartbeat_tick < 1)
+	if (cfg == NULL || cfg->id == RAFT_NONE || cfg->n_voters > RAFT_MAX_VOTERS ||
+	    cfg->n_learners > RAFT_MAX_VOTERS - cfg->n_voters || cfg->election_tick < 1 ||
+	    cfg->heartbeat_tick < 1 || (cfg->n_voters == 0 && cfg->n_learners))
 		return NULL;
-	for (uint32_t i = 0; i < cfg->n_voters; i++) {
-		if (cfg->voters[i] == RAFT_NONE)
+	n_all = cfg->n_voters + cfg->n_learners;
+	memcpy(all, cfg->voters, cfg->n_voters * sizeof(uint64_t));
+	memcpy(all + cfg->n_voters, cfg->learners, cfg->n_learners * sizeof(uint64_t));
+	bool self_found = false;
+	for (uint32_t i = 0; i < n_all; i++) {
+		if (all[i] == RAFT_NONE)
 			return NULL;
 		for (uint32_t j = 0; j < i; j++)
-			if (cfg->voters[j] == cfg->voters[i])
+			if (all[j] == all[i])
 				return NULL;
-		if (cfg->voters[i] == cfg->id)
-			self_found = true;
+		self_found |= all[i] == cfg->id;
 	}
-	if (!self_found)
+	if (!self_found && !cfg->joining)
 		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
@@ -157,12 +163,6 @@ raft *raft_new(const raft_config *cfg, const raft_hard_state *hs, const raft_sna
 		r->cfg.max_msg_bytes = 1u << 20;
 	r->id = cfg->id;
 	r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dull);
-	r->n_prs = cfg->n_voters;
-	for (uint32_t i = 0; i < r->n_prs; i++) {
-		r->prs[i].id = cfg->voters[i];
-		if (inflights_init(&r->prs[i].ins, r->cfg.max_inflight))
-			goto fail;
-	}
 	if (snap && snap->index) {
 		r->snap = *snap;
 		rlog_init(&r->log, snap->index, snap->term);
@@ -170,7 +170,18 @@ raft *raft_new(const raft_config *cfg, const raft_hard_state *hs, const raft_sna
 		rlog_init(&r->log, 0, 0);
 		r->snap.n_voters = cfg->n_voters;
 		memcpy(r->snap.voters, cfg->voters, sizeof(cfg->voters));
+		r->snap.n_learners = cfg->n_learners;
+		memcpy(r->snap.learners, cfg->learners, sizeof(cfg->learners));
 	}
+	if (r->snap.n_voters > RAFT_MAX_VOTERS ||
+	    r->snap.n_learners > RAFT_MAX_VOTERS - r->snap.n_voters)
+		goto fail;
+	/* The configuration at the snapshot (or index 0); the committed
+	 * changes after it are applied below, once commit is restored. */
+	if (conf_set(r, &r->snap))
+		goto fail;
+	r->conf_unknown = r->snap.n_voters == 0;
+	r->conf_scanned = r->snap.index;
 	for (size_t i = 0; i < n_entries; i++) {
 		if (entries[i].index != rlog_last_index(&r->log) + 1 ||
 		    entries[i].term < rlog_last_term(&r->log))
@@ -185,6 +196,10 @@ raft *raft_new(const raft_config *cfg, const raft_hard_state *hs, const raft_sna
 		r->vote = hs->vote;
 		rlog_commit_to(&r->log, hs->commit);
 	}
+	conf_on_commit(r);
+	/* A bootstrap member absent from its own snapshot was removed. */
+	if (!cfg->joining && !r->conf_unknown && raft_voter_pos(r, r->id) < 0)
+		r->removed = true;
 	r->prev_hs.term = r->term;
 	r->prev_hs.vote = r->vote;
 	r->prev_hs.commit = r->log.committed;
@@ -267,7 +282,7 @@ static void reset(raft *r, uint64_t term)
 		inflights_reset(&pr->ins);
 		if (pr->id == r->id)
 			pr->match = r->log.stable; /* only what is on our disk counts */
-		r->votes[i] = -1;
+		pr->vote = -1;
 	}
 }
 
@@ -276,6 +291,7 @@ void raft_become_follower(raft *r, uint64_t term, uint64_t lead)
 	bool was_leader = r->role == RAFT_LEADER;
 
 	reset(r, term);
+	r->leaving_index = 0;
 	if (was_leader)
 		readindex_fail_all(r); /* after reset: failures carry the new term */
 	r->role = RAFT_FOLLOWER;
@@ -292,7 +308,7 @@ void raft_become_pre_candidate(raft *r)
 	r->role = RAFT_PRE_CANDIDATE;
 	r->step = election_step_candidate;
 	for (uint32_t i = 0; i < r->n_prs; i++)
-		r->votes[i] = -1;
+		r->prs[i].vote = -1;
 	r->lead = RAFT_NONE;
 	r->election_elapsed = 0;
 	raft_reset_randomized_timeout(r);
@@ -325,6 +341,10 @@ void raft_become_leader(raft *r)
 	/* Thesis 3.6.2 / 6.4: a new leader commits a no-op entry of its own
 	 * term, which also commits everything before it. */
 	raft_append_local(r, RAFT_ENTRY_EMPTY, NULL, 0);
+	/* No membership change until everything before (and this no-op) is
+	 * committed: an uncommitted change of an earlier term could otherwise
+	 * overlap ours (thesis 4.2.1 and its erratum). */
+	r->pending_conf_index = rlog_last_index(&r->log);
 }
 
 /* Leader: append to the own log and replicate at once.  The leader counts
@@ -345,9 +365,11 @@ int raft_append_local(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
 /* ------------------------------------------------------------------ */
 /* Ticks                                                                */
 
+/* Only a voter campaigns: never a learner, a removed node, or a joining
+ * node that does not know the configuration yet. */
 static bool promotable(const raft *r)
 {
-	return raft_voter_pos(r, r->id) >= 0;
+	return !r->conf_unknown && conf_is_voter(r, r->id);
 }
 
 static void tick_election(raft *r)
@@ -363,7 +385,7 @@ static bool quorum_active(raft *r)
 {
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < r->n_prs; i++) {
-		if (r->prs[i].id == r->id || r->prs[i].recent_active)
+		if (!r->prs[i].learner && (r->prs[i].id == r->id || r->prs[i].recent_active))
 			n++;
 		if (r->prs[i].id != r->id)
 			r->prs[i].recent_active = false;
@@ -387,6 +409,7 @@ static void tick_heartbeat(raft *r)
 		 * election timeout. */
 		r->lead_transferee = RAFT_NONE;
 	}
+	conf_auto_promote(r);
 	if (r->heartbeat_elapsed >= r->cfg.heartbeat_tick) {
 		r->heartbeat_elapsed = 0;
 		repl_bcast_heartbeat(r, readindex_last_seq(r));
@@ -408,7 +431,15 @@ static bool msg_valid(const raft *r, const raft_msg *m)
 {
 	if (m->type < RAFT_MSG_APP || m->type > RAFT_MSG_TRANSFER_LEADER)
 		return false;
-	if (m->to != r->id || m->from == r->id || raft_voter_pos(r, m->from) < 0)
+	if (m->to != r->id || m->from == r->id || m->from == RAFT_NONE)
+		return false;
+	/* A leader or candidate outside our configuration is one of a newer
+	 * configuration we have not applied yet (or are joining): its appends
+	 * teach it, and its election may need our vote (a voter added with an
+	 * empty log grants it like any voter: only candidates that count us
+	 * as a voter ask). */
+	if (raft_voter_pos(r, m->from) < 0 && m->type != RAFT_MSG_APP && m->type != RAFT_MSG_SNAP &&
+	    m->type != RAFT_MSG_VOTE && m->type != RAFT_MSG_PREVOTE)
 		return false;
 	if (m->term == 0 && m->type != RAFT_MSG_PROP && m->type != RAFT_MSG_READINDEX &&
 	    m->type != RAFT_MSG_TRANSFER_LEADER)
@@ -420,6 +451,9 @@ static bool msg_valid(const raft *r, const raft_msg *m)
 	if (m->type == RAFT_MSG_SNAP &&
 	    (m->snapshot.index == 0 || m->snapshot.term == 0 || m->snapshot.term > m->term ||
 	     m->snapshot.n_voters > RAFT_MAX_VOTERS))
+		return false;
+	if (m->snapshot.n_voters > RAFT_MAX_VOTERS ||
+	    m->snapshot.n_learners > RAFT_MAX_VOTERS - m->snapshot.n_voters)
 		return false;
 	for (uint32_t i = 0; i < m->n_entries; i++) {
 		if (m->entries[i].len && m->entries[i].data == NULL)
@@ -550,8 +584,12 @@ int raft_step_leader(raft *r, const raft_msg *m)
 {
 	progress *pr = raft_progress(r, m->from);
 
+	if (pr == NULL && m->type != RAFT_MSG_PROP)
+		return 0; /* not a member (any more): nothing to track */
 	switch (m->type) {
 	case RAFT_MSG_PROP:
+		if (r->leaving_index)
+			return RAFT_E_NOT_LEADER;
 		if (r->lead_transferee != RAFT_NONE)
 			return RAFT_E_BUSY;
 		for (uint32_t i = 0; i < m->n_entries; i++) {
@@ -562,6 +600,8 @@ int raft_step_leader(raft *r, const raft_msg *m)
 		}
 		return 0;
 	case RAFT_MSG_READINDEX:
+		if (r->leaving_index)
+			return RAFT_E_NOT_LEADER;
 		return readindex_request(r, m->from, m->context, m->context_len);
 	case RAFT_MSG_APP_RESP:
 		pr->recent_active = true;
@@ -638,6 +678,8 @@ int raft_propose(raft *r, const void *data, uint32_t len, uint64_t *index_out)
 	if (index_out)
 		*index_out = 0;
 	if (r->role == RAFT_LEADER) {
+		if (r->leaving_index)
+			return RAFT_E_NOT_LEADER;
 		if (r->lead_transferee != RAFT_NONE)
 			return RAFT_E_BUSY;
 		rc = raft_append_local(r, RAFT_ENTRY_NORMAL, data, len);
@@ -654,6 +696,8 @@ int raft_read_index(raft *r, const void *ctx, uint32_t len)
 {
 	raft_msg *o;
 
+	if (r->role == RAFT_LEADER && r->leaving_index)
+		return RAFT_E_NOT_LEADER;
 	if (r->role == RAFT_LEADER)
 		return readindex_request(r, r->id, ctx, len);
 	if (r->lead == RAFT_NONE)
@@ -678,7 +722,7 @@ int raft_transfer_leader(raft *r, uint64_t target)
 {
 	raft_msg *o;
 
-	if (raft_voter_pos(r, target) < 0)
+	if (!conf_is_voter(r, target))
 		return RAFT_E_INVALID;
 	if (r->role == RAFT_LEADER) {
 		repl_handle_transfer(r, target);
@@ -715,14 +759,20 @@ static bool hs_equal(const raft_hard_state *a, const raft_hard_state *b)
 	return a->term == b->term && a->vote == b->vote && a->commit == b->commit;
 }
 
+/* A removed leader whose leaving entry committed: time to step down. */
+static bool leaving_done(const raft *r)
+{
+	return r->role == RAFT_LEADER && r->leaving_index && r->log.committed >= r->leaving_index;
+}
+
 int raft_has_ready(raft *r)
 {
 	raft_hard_state hs = hard_state(r);
 
 	return r->bcast_pending || r->lead != r->prev_lead || r->role != r->prev_role ||
 	       !hs_equal(&hs, &r->prev_hs) || r->pending_snap ||
-	       rlog_last_index(&r->log) > r->log.stable || r->n_msgs ||
-	       r->log.committed > r->log.applied || r->n_reads || r->n_failed;
+	       rlog_last_index(&r->log) > r->log.stable || r->n_msgs || r->conf_base_pending ||
+	       r->log.committed > r->log.applied || r->n_reads || r->n_failed || leaving_done(r);
 }
 
 static raft_entry *copy_entries(const raft_log *l, uint64_t lo, uint64_t hi, size_t *n)
@@ -793,6 +843,8 @@ void raft_get_ready(raft *r, raft_ready *rd)
 
 	memset(rd, 0, sizeof(*rd));
 	release_ready_buffers(r); /* a ready not advanced is superseded */
+	if (leaving_done(r))
+		raft_become_follower(r, r->term, RAFT_NONE);
 	repl_flush_bcast(r);
 
 	rd->leader = r->lead;
@@ -810,6 +862,10 @@ void raft_get_ready(raft *r, raft_ready *rd)
 	if (r->pending_snap) {
 		r->rd_snap = r->pending_snap_meta;
 		rd->snapshot = &r->rd_snap;
+	}
+	if (r->conf_base_pending) {
+		r->conf_base_pending = false;
+		rd->conf_base = &r->rd_conf_base;
 	}
 
 	r->rd_entries =
@@ -864,8 +920,9 @@ void raft_advance(raft *r, const raft_ready *rd)
 		if (e->index > r->log.stable && rlog_match_term(&r->log, e->index, e->term))
 			r->log.stable = e->index;
 		/* The leader's own copy now counts towards the quorum. */
-		if (r->role == RAFT_LEADER &&
-		    pr_maybe_update(raft_progress(r, r->id), r->log.stable) && repl_maybe_commit(r))
+		progress *self = raft_progress(r, r->id); /* NULL: removed, leaving */
+		if (r->role == RAFT_LEADER && self && pr_maybe_update(self, r->log.stable) &&
+		    repl_maybe_commit(r))
 			r->bcast_pending = true;
 	}
 	if (rd->n_committed) {
@@ -896,10 +953,12 @@ int raft_compact(raft *r, uint64_t index, uint64_t keep)
 	t = rlog_term(&r->log, index);
 	if (t == 0)
 		return RAFT_E_COMPACTED;
+	/* The snapshot carries the configuration as of its index. */
+	raft_snapshot_meta at;
+	conf_at(r, index, &at);
+	r->snap = at;
 	r->snap.index = index;
 	r->snap.term = t;
-	r->snap.n_voters = r->cfg.n_voters;
-	memcpy(r->snap.voters, r->cfg.voters, sizeof(r->cfg.voters));
 	if (index > keep)
 		rlog_compact(&r->log, index - keep);
 	return 0;

@@ -45,7 +45,22 @@
  * and ReadIndex requests from followers to the leader, log compaction and
  * snapshots (thesis chapter 5).
  *
- * Membership is fixed at bootstrap (the voters list); no membership change.
+ * Membership changes (thesis 4.1 and 4.2.1, one server at a time): the
+ * leader appends a RAFT_ENTRY_CONF entry (raft_propose_conf) adding a voter
+ * or a learner, removing a member or promoting a learner; every node applies
+ * it to its configuration when the entry is COMMITTED (as etcd-raft does),
+ * and the leader accepts no other change until it is.  A new leader accepts
+ * none until its whole log is committed, so two changes are never in
+ * flight, even across elections.  Learners (non-voting members) are
+ * replicated to but never vote, campaign or count towards any quorum (commit,
+ * ReadIndex, CheckQuorum); they are promoted only when caught up
+ * (RAFT_E_NOT_CAUGHT_UP otherwise), or automatically with
+ * cfg.auto_promote.  A leader that applies its own removal steps down; a
+ * removed node never campaigns again.  The configuration travels in
+ * snapshots (raft_snapshot_meta) and, for a joining node that starts with
+ * none (cfg.n_voters == 0), in the leader's first append (prev index 0):
+ * the ready then hands it to the host in rd.conf_base to persist and pass
+ * back in the raft_config after a restart.
  */
 #ifndef EF_RAFT_H
 #define EF_RAFT_H
@@ -64,8 +79,25 @@ enum raft_role {
 
 enum raft_entry_type {
 	RAFT_ENTRY_NORMAL = 0, /* data is the host's command */
-	RAFT_ENTRY_EMPTY = 1   /* appended by a new leader; the host skips it */
+	RAFT_ENTRY_EMPTY = 1,  /* appended by a new leader; the host skips it */
+	RAFT_ENTRY_CONF = 2    /* a membership change (raft_conf_decode); the core applies it
+				* at commit, the host updates its member table */
 };
+
+/* Membership change operations (RAFT_ENTRY_CONF). */
+enum raft_conf_op {
+	RAFT_CONF_ADD_VOTER = 1,
+	RAFT_CONF_ADD_LEARNER = 2,
+	RAFT_CONF_REMOVE = 3,
+	RAFT_CONF_PROMOTE = 4 /* learner -> voter */
+};
+
+typedef struct raft_conf_change {
+	uint8_t op;
+	uint64_t id;
+	const uint8_t *context; /* the host's bytes (peer URLs...), inside the entry data */
+	uint32_t context_len;
+} raft_conf_change;
 
 typedef struct raft_entry {
 	uint64_t term, index;
@@ -78,15 +110,19 @@ typedef struct raft_hard_state {
 	uint64_t term, vote, commit;
 } raft_hard_state;
 
-#define RAFT_MAX_VOTERS 16
+#define RAFT_MAX_VOTERS 16 /* members (voters + learners) */
+/* The configuration as of `index`: voters and learners (disjoint). */
 typedef struct raft_snapshot_meta {
 	uint64_t index, term;
 	uint32_t n_voters;
 	uint64_t voters[RAFT_MAX_VOTERS];
+	uint32_t n_learners;
+	uint64_t learners[RAFT_MAX_VOTERS];
 } raft_snapshot_meta;
 
 enum raft_msg_type {
-	RAFT_MSG_APP = 1,   /* index,log_term = the entry before entries[0]; commit */
+	RAFT_MSG_APP = 1,   /* index,log_term = the entry before entries[0]; commit;
+			     * index 0: snapshot = the configuration at index 0 */
 	RAFT_MSG_APP_RESP,  /* index = last matching index; reject + reject_hint */
 	RAFT_MSG_VOTE,      /* index,log_term = candidate's last entry; context "T" = leader
 				  * transfer (voters ignore their leader lease for it) */
@@ -113,7 +149,7 @@ typedef struct raft_msg {
 	uint32_t n_entries;
 	uint8_t *context; /* ReadIndex / heartbeat context, owned by whoever owns the msg */
 	uint32_t context_len;
-	raft_snapshot_meta snapshot; /* MSG_SNAP */
+	raft_snapshot_meta snapshot; /* MSG_SNAP; MSG_APP from index 0 (n_voters > 0) */
 } raft_msg;
 
 typedef struct raft_read_state {
@@ -131,6 +167,10 @@ typedef struct raft_ready {
 	raft_hard_state hs;
 
 	raft_snapshot_meta *snapshot; /* non-NULL: install before the entries */
+	/* non-NULL: a joining node learned the cluster's configuration at index
+	 * 0 from its leader; persist it with this ready's entries and pass it
+	 * as cfg.voters/learners after a restart. */
+	raft_snapshot_meta *conf_base;
 
 	raft_entry *entries; /* to persist */
 	size_t n_entries;
@@ -151,8 +191,18 @@ typedef struct raft_ready {
 
 typedef struct raft_config {
 	uint64_t id;
-	uint64_t voters[RAFT_MAX_VOTERS]; /* every member including id */
+	/* The configuration at index 0 (or at the snapshot, which overrides
+	 * it): the bootstrap members, or what rd.conf_base reported.  n_voters
+	 * 0: a node joining a running cluster, which learns it from its
+	 * leader.  id must be listed unless joining is set. */
+	uint64_t voters[RAFT_MAX_VOTERS];
 	uint32_t n_voters;
+	uint64_t learners[RAFT_MAX_VOTERS];
+	uint32_t n_learners;
+	int auto_promote; /* leader promotes a learner once caught up (beyond etcd) */
+	/* Added at runtime (--initial-cluster-state existing): not in the
+	 * configuration at index 0; it learns its own addition from the log. */
+	int joining;
 	int election_tick;          /* e.g. 10 */
 	int heartbeat_tick;         /* e.g. 1 */
 	uint32_t max_inflight;      /* appends in flight per follower, e.g. 256 */
@@ -170,7 +220,9 @@ enum raft_err {
 	RAFT_E_NOT_LEADER = 2, /* proposal dropped: no leader known */
 	RAFT_E_BUSY = 3,       /* leader transfer in progress */
 	RAFT_E_INVALID = 4,
-	RAFT_E_COMPACTED = 5
+	RAFT_E_COMPACTED = 5,
+	RAFT_E_NOT_CAUGHT_UP = 6, /* promote: the learner is not in sync with the leader */
+	RAFT_E_CONF_PENDING = 7   /* a membership change is not committed yet */
 };
 
 /* Create a node.  hs, snap and entries are what the host recovered from disk
@@ -181,8 +233,11 @@ raft *raft_new(const raft_config *cfg, const raft_hard_state *hs, const raft_sna
 void raft_free(raft *r);
 
 void raft_tick(raft *r);
-/* Feed a received message. Messages from unknown nodes or with bad fields are
- * dropped (return RAFT_E_INVALID). */
+/* Feed a received message. Messages with bad fields, and messages from nodes
+ * outside the configuration, are dropped (return RAFT_E_INVALID); except a
+ * leader's MSG_APP and MSG_SNAP and a candidate's (PRE)VOTE, which any node
+ * accepts: a node whose configuration lags (or a joining one) learns the
+ * newer one from them, and a candidate of it may need its vote. */
 int raft_step(raft *r, const raft_msg *m);
 /* Propose a command. On a follower it is forwarded to the leader (MSG_PROP);
  * RAFT_E_NOT_LEADER when no leader is known, RAFT_E_BUSY during a transfer.
@@ -194,6 +249,33 @@ int raft_propose(raft *r, const void *data, uint32_t len, uint64_t *index_out);
 int raft_read_index(raft *r, const void *ctx, uint32_t len);
 /* Leader transfer to target (thesis 3.10). On a follower it is forwarded. */
 int raft_transfer_leader(raft *r, uint64_t target);
+/* Membership change (leader only; RAFT_E_NOT_LEADER elsewhere): appends a
+ * RAFT_ENTRY_CONF entry carrying op, id and ctx (the host's, copied).
+ * RAFT_E_CONF_PENDING while an earlier change (or, on a new leader, any
+ * entry of an earlier term) is not committed; RAFT_E_INVALID for an add of
+ * a member, a remove or promote of a non-member, a promote of a voter, the
+ * removal of the last voter; RAFT_E_NOT_CAUGHT_UP for the promotion of a
+ * learner whose match is below 90% of the leader's log (etcd's rule). */
+int raft_propose_conf(raft *r, uint8_t op, uint64_t id, const void *ctx, uint32_t len,
+		      uint64_t *index_out);
+/* Decode a RAFT_ENTRY_CONF entry's data (cc->context points into data). */
+int raft_conf_decode(const uint8_t *data, uint32_t len, raft_conf_change *cc);
+/* The configuration applied so far (index = the last change's, or the
+ * snapshot's), and the configuration of the host's last snapshot. */
+void raft_conf(const raft *r, raft_snapshot_meta *out);
+void raft_snapshot_conf(const raft *r, raft_snapshot_meta *out);
+/* The configuration as of index (between the last snapshot and the commit
+ * index; what raft_compact(index) will record), index filled, term 0. */
+void raft_conf_at(const raft *r, uint64_t index, raft_snapshot_meta *out);
+/* Is id a voter / a learner of the applied configuration? */
+int raft_is_voter(const raft *r, uint64_t id);
+int raft_is_learner(const raft *r, uint64_t id);
+/* The node applied a change that removed it (or restarted on a log that
+ * holds one): it never campaigns again; the host should stop it. */
+int raft_removed(const raft *r);
+/* Leader: the match index of member id (0 if unknown or not leader). */
+uint64_t raft_match(const raft *r, uint64_t id);
+
 /* Start an election now (tests, and a member alone in its cluster). */
 void raft_campaign(raft *r);
 

@@ -11,6 +11,7 @@
  *   replication.c leader and follower sides of MSG_APP / HEARTBEAT / SNAP,
  *                 commit rule, leader transfer
  *   readindex.c   ReadIndex (thesis 6.4)
+ *   membership.c  configuration changes applied at commit, learners
  *   codec.c       raft_msg_encode / raft_msg_decode
  */
 #ifndef EF_RAFT_INT_H
@@ -102,6 +103,9 @@ typedef struct progress {
 	uint64_t pending_snapshot;
 	/* Heard from since the last CheckQuorum round (thesis 6.2). */
 	bool recent_active;
+	/* A learner is replicated to but never counted in a quorum. */
+	bool learner;
+	int8_t vote; /* this campaign: -1 unknown, 0 rejected, 1 granted */
 	inflights ins;
 } progress;
 
@@ -127,7 +131,7 @@ typedef struct read_req {
 	uint64_t seq;   /* leader-local sequence, carried as heartbeat context */
 	uint64_t index; /* commit index when the request arrived */
 	uint64_t from;  /* requesting node (self for local) */
-	uint32_t acks;  /* bitmask over voter positions */
+	uint32_t acks;  /* bitmask over prs positions (reset on a conf change) */
 	uint8_t *ctx;   /* client context (malloc'ed) */
 	uint32_t ctx_len;
 } read_req;
@@ -160,9 +164,32 @@ struct raft {
 	bool pending_snap;
 	raft_snapshot_meta pending_snap_meta;
 
-	progress prs[RAFT_MAX_VOTERS]; /* one per voter, self included */
+	/* One per member (voters and learners) of the applied configuration,
+	 * self included when a member.  conf mirrors it as id lists, as of
+	 * conf.index (the last change applied, or the snapshot). */
+	progress prs[RAFT_MAX_VOTERS];
 	uint32_t n_prs;
-	int8_t votes[RAFT_MAX_VOTERS]; /* -1 unknown, 0 rejected, 1 granted */
+	raft_snapshot_meta conf;
+	/* A joining node that has not learned the configuration yet. */
+	bool conf_unknown;
+	/* A committed change removed this node. */
+	bool removed;
+	/* Leader removed by a committed change: the index of the empty entry
+	 * it appended then.  It keeps replicating (not counting itself) until
+	 * that entry commits, so a majority of the remaining voters know the
+	 * removal is committed before it steps down (0: not leaving). */
+	uint64_t leaving_index;
+	/* Conf entries are applied up to conf_scanned (== log.committed
+	 * after every commit advance); conf_scanning guards re-entry. */
+	uint64_t conf_scanned;
+	bool conf_scanning;
+	/* Leader: index of the last conf entry appended (or, on election,
+	 * the last index): no new change until it is committed. */
+	uint64_t pending_conf_index;
+	/* The configuration at index 0 learned from the leader, for the next
+	 * ready (rd.conf_base). */
+	bool conf_base_pending;
+	raft_snapshot_meta rd_conf_base;
 
 	/* Ticks since the last election timeout reset (followers: since the
 	 * leader was last heard from; leaders: since the last CheckQuorum). */
@@ -245,6 +272,20 @@ void repl_handle_heartbeat_resp(raft *r, const raft_msg *m);
 void repl_handle_transfer(raft *r, uint64_t target);
 void repl_send_timeout_now(raft *r, uint64_t to);
 
+/* membership.c */
+uint32_t conf_n_voters(const raft *r);
+bool conf_is_voter(const raft *r, uint64_t id);
+/* Replace the configuration (raft_new, snapshot install, base learned). */
+int conf_set(raft *r, const raft_snapshot_meta *m);
+/* Apply the conf entries committed since the last call (call after every
+ * commit index advance). */
+void conf_on_commit(raft *r);
+/* The configuration as of index (snap.index <= index <= committed). */
+void conf_at(const raft *r, uint64_t index, raft_snapshot_meta *out);
+/* Leader, each heartbeat: promote caught-up learners (cfg.auto_promote). */
+void conf_auto_promote(raft *r);
+bool conf_learner_in_sync(const raft *r, const progress *pr);
+
 /* readindex.c */
 int readindex_request(raft *r, uint64_t from, const uint8_t *ctx, uint32_t len);
 void readindex_on_heartbeat_resp(raft *r, uint64_t from, const uint8_t *ctx, uint32_t len);
@@ -252,5 +293,7 @@ void readindex_on_commit(raft *r);
 uint64_t readindex_last_seq(const raft *r);
 void readindex_fail_all(raft *r);
 void readindex_free(raft *r);
+/* The configuration changed: acks by position are void, ask again. */
+void readindex_on_conf_change(raft *r);
 
 #endif

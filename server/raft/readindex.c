@@ -64,7 +64,7 @@ static int start(raft *r, read_req *rq)
 	int pos = raft_voter_pos(r, r->id);
 
 	rq->index = r->log.committed;
-	if (r->n_prs == 1) {
+	if (conf_n_voters(r) == 1) {
 		respond(r, rq, true);
 		return 0;
 	}
@@ -91,7 +91,7 @@ int readindex_request(raft *r, uint64_t from, const uint8_t *ctx, uint32_t len)
 			return RAFT_E_NOMEM;
 		memcpy(rq.ctx, ctx, len);
 	}
-	if (r->n_prs > 1 && !committed_in_term(r)) {
+	if (conf_n_voters(r) > 1 && !committed_in_term(r)) {
 		if (queue_push(&r->reads_wait_commit, &rq)) {
 			free(rq.ctx);
 			return RAFT_E_NOMEM;
@@ -121,7 +121,7 @@ void readindex_on_heartbeat_resp(raft *r, uint64_t from, const uint8_t *ctx, uin
 	uint64_t seq, done = 0;
 	size_t k;
 
-	if (len != 8 || pos < 0)
+	if (len != 8 || pos < 0 || r->prs[pos].learner)
 		return;
 	memcpy(&seq, ctx, 8);
 	for (size_t i = 0; i < q->n; i++) {
@@ -165,4 +165,18 @@ void readindex_free(raft *r)
 	free(r->reads_wait_commit.v);
 	memset(&r->reads_pending, 0, sizeof(r->reads_pending));
 	memset(&r->reads_wait_commit, 0, sizeof(r->reads_wait_commit));
+}
+
+/* Positions in prs moved: keep only our own ack and ask every voter again
+ * with the newest sequence (an answer to it confirms all older requests). */
+void readindex_on_conf_change(raft *r)
+{
+	read_queue *q = &r->reads_pending;
+	int pos = raft_voter_pos(r, r->id);
+
+	if (q->n == 0 || pos < 0)
+		return;
+	for (size_t i = 0; i < q->n; i++)
+		q->v[i].acks = 1u << pos;
+	repl_bcast_heartbeat(r, readindex_last_seq(r));
 }

@@ -80,6 +80,8 @@ bool repl_send_append(raft *r, uint64_t to, bool send_if_empty)
 	m->index = prev;
 	m->log_term = prev_term;
 	m->commit = r->log.committed;
+	if (prev == 0 && r->snap.index == 0)
+		m->snapshot = r->snap; /* the configuration at index 0, for a joiner */
 	m->entries = share_entries(r, pr->next, r->cfg.max_msg_bytes, &m->n_entries);
 	if (m->n_entries) {
 		uint64_t last = m->entries[m->n_entries - 1].index;
@@ -148,18 +150,28 @@ void repl_bcast_heartbeat(raft *r, uint64_t ctx_seq)
 			memcpy(m->context, &ctx_seq, 8);
 			m->context_len = 8;
 		}
+		/* A member silent since the last CheckQuorum round may not
+		 * know us yet (its configuration lags ours, or it is joining):
+		 * it drops our heartbeats but accepts appends, so probe again. */
+		if (pr->state == PR_PROBE && pr->probe_sent && !pr->recent_active) {
+			pr->probe_sent = false;
+			repl_send_append(r, pr->id, true);
+		}
 	}
 }
 
 bool repl_maybe_commit(raft *r)
 {
 	uint64_t m[RAFT_MAX_VOTERS], q;
-	uint32_t n = r->n_prs;
+	uint32_t n = 0;
 
-	/* Sort matches descending; the quorum-th largest is replicated on a
-	 * majority. */
-	for (uint32_t i = 0; i < n; i++)
-		m[i] = r->prs[i].match;
+	if (conf_n_voters(r) == 0)
+		return false;
+	/* Sort the voters' matches descending; the quorum-th largest is
+	 * replicated on a majority (learners do not count). */
+	for (uint32_t i = 0; i < r->n_prs; i++)
+		if (!r->prs[i].learner)
+			m[n++] = r->prs[i].match;
 	for (uint32_t i = 1; i < n; i++)
 		for (uint32_t j = i; j > 0 && m[j - 1] < m[j]; j--) {
 			uint64_t t = m[j];
@@ -172,6 +184,7 @@ bool repl_maybe_commit(raft *r)
 	if (q > r->log.committed && rlog_term(&r->log, q) == r->term) {
 		rlog_commit_to(&r->log, q);
 		readindex_on_commit(r);
+		conf_on_commit(r);
 		return true;
 	}
 	return false;
@@ -186,7 +199,7 @@ void repl_handle_transfer(raft *r, uint64_t target)
 {
 	progress *pr = raft_progress(r, target);
 
-	if (pr == NULL || target == r->id)
+	if (pr == NULL || target == r->id || pr->learner)
 		return;
 	if (r->lead_transferee == target)
 		return; /* already running */
@@ -205,6 +218,8 @@ void repl_handle_append_resp(raft *r, const raft_msg *m)
 {
 	progress *pr = raft_progress(r, m->from);
 
+	if (pr == NULL)
+		return;
 	if (m->reject) {
 		uint64_t hint = m->reject_hint;
 		/* Skip, on our side too, every entry whose term is above the
@@ -256,6 +271,8 @@ void repl_handle_heartbeat_resp(raft *r, const raft_msg *m)
 {
 	progress *pr = raft_progress(r, m->from);
 
+	if (pr == NULL)
+		return;
 	pr->probe_sent = false;
 	if (pr->state == PR_REPLICATE && inflights_full(&pr->ins))
 		inflights_free_first(&pr->ins);
@@ -274,6 +291,28 @@ void repl_handle_append(raft *r, const raft_msg *m)
 	uint64_t last_new;
 	int rc;
 
+	if (r->conf_unknown) {
+		/* Joining: only an append from the start of the log, which
+		 * carries the configuration at index 0, or a snapshot, tells
+		 * us who the members are. */
+		if (m->index != 0 || m->snapshot.n_voters == 0) {
+			o = raft_send(r, RAFT_MSG_APP_RESP, m->from);
+			if (o) {
+				o->index = m->index;
+				o->reject = 1;
+			}
+			return;
+		}
+		if (conf_set(r, &m->snapshot))
+			return;
+		r->snap.n_voters = r->conf.n_voters;
+		memcpy(r->snap.voters, r->conf.voters, sizeof(r->snap.voters));
+		r->snap.n_learners = r->conf.n_learners;
+		memcpy(r->snap.learners, r->conf.learners, sizeof(r->snap.learners));
+		r->rd_conf_base = r->snap;
+		r->conf_base_pending = true;
+		r->conf_scanned = r->snap.index; /* replay our log's changes */
+	}
 	if (m->index < r->log.committed) {
 		/* Everything up to our commit index already matches. */
 		o = raft_send(r, RAFT_MSG_APP_RESP, m->from);
@@ -285,6 +324,7 @@ void repl_handle_append(raft *r, const raft_msg *m)
 			       &last_new);
 	if (rc < 0)
 		return; /* out of memory: the leader will retry */
+	conf_on_commit(r);
 	o = raft_send(r, RAFT_MSG_APP_RESP, m->from);
 	if (o == NULL)
 		return;
@@ -305,6 +345,7 @@ void repl_handle_heartbeat(raft *r, const raft_msg *m)
 	raft_msg *o;
 
 	rlog_commit_to(&r->log, m->commit);
+	conf_on_commit(r);
 	o = raft_send(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
 	if (o && m->context_len && (o->context = malloc(m->context_len)) != NULL) {
 		memcpy(o->context, m->context, m->context_len);
@@ -326,6 +367,7 @@ void repl_handle_snapshot(raft *r, const raft_msg *m)
 	if (rlog_match_term(&r->log, s->index, s->term)) {
 		/* We hold the snapshot's last entry: just fast-forward commit. */
 		rlog_commit_to(&r->log, s->index);
+		conf_on_commit(r);
 		o = raft_send(r, RAFT_MSG_APP_RESP, m->from);
 		if (o)
 			o->index = s->index;
@@ -336,6 +378,9 @@ void repl_handle_snapshot(raft *r, const raft_msg *m)
 	r->snap = *s;
 	if (r->snap.n_voters > RAFT_MAX_VOTERS)
 		r->snap.n_voters = RAFT_MAX_VOTERS;
+	/* The snapshot's configuration replaces ours (thesis 5.3). */
+	conf_set(r, &r->snap);
+	r->conf_scanned = s->index;
 	r->pending_snap = true;
 	r->pending_snap_meta = r->snap;
 	o = raft_send(r, RAFT_MSG_APP_RESP, m->from);

@@ -81,9 +81,9 @@ int wal_mark_snapshot(wal *w, const raft_snapshot_meta *m)
 {
 	if (w->err)
 		return w->err;
-	if (m->n_voters > RAFT_MAX_VOTERS)
+	if (m->n_voters > RAFT_MAX_VOTERS || m->n_learners > RAFT_MAX_VOTERS - m->n_voters)
 		return EF_E_INVALID;
-	uint8_t h[20 + 8 * RAFT_MAX_VOTERS];
+	uint8_t h[WAL_SNAP_MAX];
 	int rc = wal_pend(w, REC_SNAPSHOT, h, wal_put_snap(h, m), NULL, 0);
 	if (rc)
 		return rc;

@@ -52,16 +52,25 @@ static int buf_reserve(uint8_t **p, size_t *cap, size_t need)
 /* ------------------------------------------------------------------ */
 /* Encoding                                                           */
 
-/* Encode the snapshot meta (index, term, n_voters, voters) at p; returns bytes. */
+/* Encode the snapshot meta (index, term, n_voters, voters, and only when
+ * there are learners: n_learners, learners) at p; returns bytes (at most
+ * WAL_SNAP_MAX).  Without learners the record is what it always was. */
 size_t wal_put_snap(uint8_t *p, const raft_snapshot_meta *m)
 {
 	uint32_t nv = m->n_voters > RAFT_MAX_VOTERS ? RAFT_MAX_VOTERS : m->n_voters;
+	uint32_t nl = m->n_learners > RAFT_MAX_VOTERS - nv ? RAFT_MAX_VOTERS - nv : m->n_learners;
 	ef_be64(p, m->index);
 	ef_be64(p + 8, m->term);
 	ef_be32(p + 16, nv);
 	for (uint32_t i = 0; i < nv; i++)
 		ef_be64(p + 20 + 8 * i, m->voters[i]);
-	return 20 + 8 * (size_t)nv;
+	if (nl == 0)
+		return 20 + 8 * (size_t)nv;
+	uint8_t *q = p + 20 + 8 * (size_t)nv;
+	ef_be32(q, nl);
+	for (uint32_t i = 0; i < nl; i++)
+		ef_be64(q + 4 + 8 * i, m->learners[i]);
+	return 24 + 8 * (size_t)(nv + nl);
 }
 
 int wal_get_snap(const uint8_t *p, size_t n, raft_snapshot_meta *m)
@@ -72,10 +81,21 @@ int wal_get_snap(const uint8_t *p, size_t n, raft_snapshot_meta *m)
 	m->index = ef_get_be64(p);
 	m->term = ef_get_be64(p + 8);
 	m->n_voters = ef_get_be32(p + 16);
-	if (m->n_voters > RAFT_MAX_VOTERS || n != 20 + 8 * (size_t)m->n_voters)
+	if (m->n_voters > RAFT_MAX_VOTERS || n < 20 + 8 * (size_t)m->n_voters)
 		return EF_E_MALFORMED;
 	for (uint32_t i = 0; i < m->n_voters; i++)
 		m->voters[i] = ef_get_be64(p + 20 + 8 * i);
+	size_t off = 20 + 8 * (size_t)m->n_voters;
+	if (n == off)
+		return 0;
+	if (n < off + 4)
+		return EF_E_MALFORMED;
+	m->n_learners = ef_get_be32(p + off);
+	if (m->n_learners == 0 || m->n_learners > RAFT_MAX_VOTERS - m->n_voters ||
+	    n != off + 4 + 8 * (size_t)m->n_learners)
+		return EF_E_MALFORMED;
+	for (uint32_t i = 0; i < m->n_learners; i++)
+		m->learners[i] = ef_get_be64(p + off + 4 + 8 * i);
 	return 0;
 }
 

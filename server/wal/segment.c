@@ -121,7 +121,7 @@ int wal_seg_create(wal *w, uint64_t seq, uint64_t first, char *err, size_t errle
 	char tmp[4096], fin[4096];
 	wal_seg_name(tmp, sizeof(tmp), w->dir, seq, first, ".tmp");
 	wal_seg_name(fin, sizeof(fin), w->dir, seq, first, "");
-	uint8_t rec[REC_HDR + 64 + 20 + 8 * RAFT_MAX_VOTERS];
+	uint8_t rec[REC_HDR + 64 + WAL_SNAP_MAX];
 	size_t n = wal_frame(rec, REC_HEADER, wal_header_payload(rec + REC_HDR, w, seq, first));
 
 	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -81,6 +81,7 @@ struct wal {
 void wal_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Encode the snapshot meta (index, term, n_voters, voters) at p; returns bytes. */
+#define WAL_SNAP_MAX (24 + 8 * RAFT_MAX_VOTERS)
 size_t wal_put_snap(uint8_t *p, const raft_snapshot_meta *m);
 /* Decode it: EF_E_TRUNCATED, EF_E_MALFORMED. */
 int wal_get_snap(const uint8_t *p, size_t n, raft_snapshot_meta *m);

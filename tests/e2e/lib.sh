@@ -107,6 +107,27 @@ member_start() { # member_start I (uses M_FLAGS, cluster spec in T_CLUSTER)
 	T_PIDS+=("$!")
 }
 
+# Start member I as a member added at runtime, with the --initial-cluster
+# that "member add" printed.
+joiner_start() { # joiner_start I CLUSTER [flags...]
+	local extra
+	local i=$1 cluster=$2
+	shift 2
+	extra="$*"
+	setsid "$ETCFSD" --name "m$i" --data-dir "$T_DIR/m$i" \
+		--listen-client-urls "tcp://127.0.0.1:${M_CPORT[$i]}" \
+		--advertise-client-urls "tcp://127.0.0.1:${M_CPORT[$i]}" \
+		--listen-peer-urls "tcp://127.0.0.1:${M_PPORT[$i]}" \
+		--initial-advertise-peer-urls "tcp://127.0.0.1:${M_PPORT[$i]}" \
+		--listen-http-urls "http://127.0.0.1:${M_HPORT[$i]}" \
+		--initial-cluster "$cluster" --initial-cluster-state existing \
+		--initial-cluster-token "e2e-$$" $extra ${ETCFSD_FLAGS:-} \
+		</dev/null >>"$T_DIR/m$i.log" 2>&1 &
+	M_PID[$i]=$!
+	T_PIDS+=("$!")
+	unset "M_DOWN[$i]"
+}
+
 cluster_start() { # cluster_start N [flags...]
 	local n=$1; shift
 	local i

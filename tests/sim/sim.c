@@ -8,6 +8,12 @@
  * (symmetric and one-way) come and go, when nodes crash and restart, when
  * clients propose commands or ask for linearizable reads, when a node takes
  * a snapshot and compacts its log, and when a leader transfer is asked for.
+ * In membership seeds (half of them) the cluster has two spare slots and the
+ * leader is asked, at random and under the same faults, to add a member (as
+ * a learner or a voter, started empty as a joining node), to remove one
+ * (the removed node is stopped and its data wiped, and its slot may come back
+ * later as a new member with a new id: a replaced disk) or to promote a
+ * learner.
  *
  * Each node has a simulated disk holding what the host fsync'd: hard state,
  * log and snapshot.  The host loop follows raft.h's contract exactly
@@ -17,7 +23,11 @@
  *
  * Invariants checked after every step: election safety, log matching,
  * leader completeness, state machine safety, monotonic commit, read
- * linearizability; after the faults heal, liveness.  A failure prints the
+ * linearizability; with membership: only voters lead, a removed node is
+ * never leader, every committed entry is on the disks of a majority of the
+ * voters (of the configuration before or after the latest change: learners
+ * never count), and the member table of every member agrees at the end;
+ * after the faults heal, liveness.  A failure prints the
  * seed and the command line that replays it with a trace.
  */
 #include <stdarg.h>
@@ -31,7 +41,7 @@
 #include "../../proto/wire.h"
 #include "../../server/raft/raft.h"
 
-#define MAXN 5
+#define MAXN 7 /* 5 members + 2 spare slots for membership changes */
 #define DEFAULT_STEPS 20000L
 
 /* ------------------------------------------------------------------ */
@@ -41,7 +51,9 @@ static uint64_t g_rng;
 static bool g_verbose;
 static uint64_t g_seed;
 static long g_step;
-static int g_nodes;
+static int g_nodes; /* slots (members, spare or removed) */
+static int g_init;  /* bootstrap voters: slots 0 .. g_init-1 */
+static bool g_membership;
 static char g_fail[512];
 
 static uint64_t rnd(void)
@@ -179,6 +191,8 @@ typedef struct {
 typedef struct {
 	raft_hard_state hs;
 	raft_snapshot_meta snap;
+	bool has_base; /* a joining node learned the configuration at index 0 */
+	raft_snapshot_meta base;
 	uint64_t snap_hash;
 	dent *ents; /* contiguous, ents[0].index == first */
 	size_t n, cap;
@@ -191,6 +205,10 @@ typedef struct {
 
 typedef struct {
 	raft *r;
+	uint64_t id;                  /* 0: free slot; a replaced member gets a new id */
+	bool joining;                 /* started with --initial-cluster-state existing */
+	bool removing;                /* a change removed it: stop and wipe after the checks */
+	raft_snapshot_meta prev_conf; /* configuration after the previous settle */
 	bool up;
 	int restarts;
 	disk d;
@@ -201,6 +219,7 @@ typedef struct {
 
 typedef struct {
 	int from, to;
+	uint64_t to_id; /* the slot may have been reused since */
 	long deliver_at;
 	uint8_t *buf;
 	size_t len;
@@ -220,21 +239,42 @@ static uint64_t g_cmd_seq, g_read_seq;
 static pending_read *g_reads;
 static size_t g_reads_n, g_reads_cap;
 static long g_stat_commits, g_stat_reads, g_stat_snaps, g_stat_crashes, g_stat_elections;
+static long g_stat_confs, g_stat_conf_props;
+static uint64_t g_next_gen;
+
+static int slot_of(uint64_t id)
+{
+	int s = id ? (int)((id - 1) % 16) : -1;
+	return s >= 0 && s < g_nodes && g_n[s].id == id ? s : -1;
+}
 
 static raft_config node_config(int i)
 {
 	raft_config c;
 	memset(&c, 0, sizeof(c));
-	c.id = (uint64_t)i + 1;
-	c.n_voters = (uint32_t)g_nodes;
-	for (int k = 0; k < g_nodes; k++)
-		c.voters[k] = (uint64_t)k + 1;
+	c.id = g_n[i].id;
+	if (g_n[i].joining) {
+		c.joining = 1;
+		if (g_n[i].d.has_base) {
+			const raft_snapshot_meta *b = &g_n[i].d.base;
+			c.n_voters = b->n_voters;
+			memcpy(c.voters, b->voters, sizeof(c.voters));
+			c.n_learners = b->n_learners;
+			memcpy(c.learners, b->learners, sizeof(c.learners));
+		}
+	} else {
+		c.n_voters = (uint32_t)g_init;
+		for (int k = 0; k < g_init; k++)
+			c.voters[k] = (uint64_t)k + 1;
+	}
 	c.election_tick = 10;
 	c.heartbeat_tick = 1;
 	c.max_inflight = 4 + (uint32_t)(g_seed % 8);
 	c.max_msg_bytes = 64 + (uint32_t)(g_seed % 5) * 200;
 	c.pre_vote = 1;
 	c.check_quorum = 1;
+	/* a quarter of the membership seeds let leaders promote on their own */
+	c.auto_promote = g_membership && g_seed % 8 == 7;
 	c.seed = g_seed * 1000003u + (uint64_t)g_n[i].restarts * 7919u;
 	return c;
 }
@@ -323,6 +363,7 @@ static void net_push(int from, int to, const raft_msg *m)
 	p = &g_net[g_net_n++];
 	p->from = from;
 	p->to = to;
+	p->to_id = m->to;
 	p->deliver_at = g_step + (g_max_delay ? (long)rn((uint64_t)g_max_delay + 1) : 0);
 	p->buf = b.p;
 	p->len = b.len;
@@ -340,6 +381,46 @@ static void net_remove(size_t i)
 /* The host loop                                                        */
 
 static void crash(int i);
+
+static bool disk_holds(int slot, uint64_t index, uint64_t term)
+{
+	const disk *d = &g_n[slot].d;
+	if (index <= d->snap.index)
+		return true;
+	if (d->n == 0 || index < d->ents[0].index || index > d->ents[d->n - 1].index)
+		return false;
+	return d->ents[index - d->ents[0].index].term == term;
+}
+
+static uint32_t durable_voters(const raft_snapshot_meta *c, uint64_t index, uint64_t term)
+{
+	uint32_t n = 0;
+	for (uint32_t v = 0; v < c->n_voters; v++) {
+		int s = slot_of(c->voters[v]);
+		if (s >= 0 && disk_holds(s, index, term))
+			n++;
+	}
+	return n;
+}
+
+/* A leader's commit of index: on the disks of a majority of the voters of
+ * its configuration, before or after the latest change (single-server
+ * steps: either majority intersects every other).  Learners never count. */
+static void check_durable(int i, uint64_t index)
+{
+	raft_snapshot_meta now;
+	const raft_snapshot_meta *before = &g_n[i].prev_conf;
+	uint64_t term = raft_term_at(g_n[i].r, index);
+
+	if (term == 0)
+		return;
+	raft_conf(g_n[i].r, &now);
+	if (durable_voters(&now, index, term) < now.n_voters / 2 + 1 &&
+	    (before->n_voters == 0 ||
+	     durable_voters(before, index, term) < before->n_voters / 2 + 1))
+		fail("commit durability: leader %llu committed %llu, on too few voters' disks",
+		     (unsigned long long)g_n[i].id, (unsigned long long)index);
+}
 
 static void record_commit(int i)
 {
@@ -361,6 +442,9 @@ static void record_commit(int i)
 	}
 	if (c > g_max_committed)
 		g_max_committed = c;
+	if (g_membership && raft_role(nd->r) == RAFT_LEADER)
+		for (uint64_t k = nd->commit_seen + 1; k <= c; k++)
+			check_durable(i, k);
 	nd->commit_seen = c;
 }
 
@@ -369,16 +453,26 @@ static void check_leader(int i)
 	node *nd = &g_n[i];
 	uint64_t term = raft_term(nd->r), prev;
 
+	/* Only a voter leads; a leader its removal made a non-voter steps
+	 * down as soon as its last (leaving) entry is committed. */
+	if (raft_role(nd->r) == RAFT_LEADER && !raft_is_voter(nd->r, nd->id) &&
+	    !raft_removed(nd->r))
+		fail("node %llu leads term %llu without being a voter", (unsigned long long)nd->id,
+		     (unsigned long long)term);
+	if (raft_role(nd->r) == RAFT_LEADER && raft_removed(nd->r) &&
+	    raft_commit_index(nd->r) >= raft_last_index(nd->r))
+		fail("removed node %llu still leads", (unsigned long long)nd->id);
 	if (raft_role(nd->r) != RAFT_LEADER || nd->last_term_seen_leader == term)
 		return;
 	nd->last_term_seen_leader = term;
 	prev = vec_get(&g_leader_of_term, term);
-	if (prev && prev != (uint64_t)i + 1) {
-		fail("election safety: term %llu has leaders %llu and %d", (unsigned long long)term,
-		     (unsigned long long)prev, i + 1);
+	if (prev && prev != nd->id) {
+		fail("election safety: term %llu has leaders %llu and %llu",
+		     (unsigned long long)term, (unsigned long long)prev,
+		     (unsigned long long)nd->id);
 		return;
 	}
-	vec_set(&g_leader_of_term, term, (uint64_t)i + 1);
+	vec_set(&g_leader_of_term, term, nd->id);
 	g_stat_elections++;
 	trace("node %d leader of term %llu", i + 1, (unsigned long long)term);
 	/* Leader completeness: every entry known committed is in its log. */
@@ -392,6 +486,26 @@ static void check_leader(int i)
 			return;
 		}
 	}
+}
+
+static void wipe(int s);
+
+/* The host's side of an applied change: the removed member is stopped
+ * (its peers refuse it, as etcd's do) and its data wiped. */
+static void note_conf(int i, const raft_entry *e)
+{
+	raft_conf_change cc;
+	int s;
+
+	if (raft_conf_decode(e->data, e->len, &cc)) {
+		fail("node %d applied an undecodable conf entry %llu", i + 1,
+		     (unsigned long long)e->index);
+		return;
+	}
+	trace("node %d applies conf op %u id %llu at %llu", i + 1, cc.op, (unsigned long long)cc.id,
+	      (unsigned long long)e->index);
+	if (cc.op == RAFT_CONF_REMOVE && (s = slot_of(cc.id)) >= 0 && s != i)
+		g_n[s].removing = true; /* stopped and wiped once the step's checks ran */
 }
 
 static void apply_entry(int i, const raft_entry *e)
@@ -419,6 +533,8 @@ static void apply_entry(int i, const raft_entry *e)
 		g_acked = e->index;
 	if (e->type == RAFT_ENTRY_NORMAL)
 		g_stat_commits++;
+	if (e->type == RAFT_ENTRY_CONF)
+		note_conf(i, e);
 }
 
 static void answer_read(int i, const raft_read_state *rs, bool ok)
@@ -452,8 +568,8 @@ static void answer_read(int i, const raft_read_state *rs, bool ok)
 static void host_send(int i, const raft_msg *msgs, size_t lo, size_t hi)
 {
 	for (size_t j = lo; j < hi; j++) {
-		int to = (int)msgs[j].to - 1;
-		if (to < 0 || to >= g_nodes || msgs[j].from != (uint64_t)i + 1) {
+		int to = msgs[j].to ? (int)((msgs[j].to - 1) % 16) : -1;
+		if (to < 0 || to >= g_nodes || msgs[j].from != g_n[i].id) {
 			fail("message with bad address from node %d", i + 1);
 			continue;
 		}
@@ -478,6 +594,7 @@ static bool host_ready(int i, bool allow_torn_crash)
 		}
 		disk_truncate(&nd->d, 0);
 		nd->d.snap = *rd.snapshot;
+		nd->d.has_base = false; /* the snapshot carries the configuration */
 		nd->d.snap_hash = h;
 		nd->sm_applied = rd.snapshot->index;
 		nd->sm_hash = h;
@@ -495,6 +612,10 @@ static bool host_ready(int i, bool allow_torn_crash)
 		      rd.n_entries);
 		crash(i);
 		return false;
+	}
+	if (rd.conf_base) {
+		nd->d.base = *rd.conf_base;
+		nd->d.has_base = true;
 	}
 	for (size_t j = 0; j < rd.n_entries; j++)
 		disk_append(i, &rd.entries[j]);
@@ -531,6 +652,18 @@ static void settle(int i, bool allow_crash)
 	if (g_n[i].up) {
 		record_commit(i);
 		check_leader(i);
+		raft_conf(g_n[i].r, &g_n[i].prev_conf);
+	}
+	/* Stop and wipe the members a change removed. */
+	for (int s = 0; s < g_nodes; s++)
+		if (g_n[s].removing && (!g_n[s].up || raft_role(g_n[s].r) != RAFT_LEADER)) {
+			g_n[s].id = 0;
+			wipe(s);
+		}
+	if (g_n[i].up && raft_removed(g_n[i].r) && raft_role(g_n[i].r) != RAFT_LEADER) {
+		trace("node %d learned it was removed: stops", i + 1);
+		g_n[i].id = 0;
+		wipe(i);
 	}
 }
 
@@ -546,6 +679,22 @@ static void crash(int i)
 	g_stat_crashes++;
 }
 
+/* A removed member: stopped, its disk gone; the slot is free for a new
+ * member with a new id. */
+static void wipe(int s)
+{
+	node *nd = &g_n[s];
+	if (nd->up)
+		crash(s);
+	disk_truncate(&nd->d, 0);
+	free(nd->d.ents);
+	memset(&nd->d, 0, sizeof(nd->d));
+	nd->joining = false;
+	nd->removing = false;
+	memset(&nd->prev_conf, 0, sizeof(nd->prev_conf));
+	trace("slot %d wiped", s + 1);
+}
+
 static void restart(int i)
 {
 	node *nd = &g_n[i];
@@ -553,6 +702,8 @@ static void restart(int i)
 	raft_entry *es;
 	disk *d = &nd->d;
 
+	if (nd->id == 0)
+		return; /* a free slot */
 	nd->restarts++;
 	c = node_config(i);
 	es = calloc(d->n + 1, sizeof(raft_entry));
@@ -597,6 +748,7 @@ static void deliver(size_t pi, bool keep_copy)
 	packet p = g_net[pi];
 	raft_msg m;
 	int rc;
+	uint64_t from_id = g_n[p.from].id;
 
 	if (keep_copy) {
 		p.buf = malloc(p.len);
@@ -610,9 +762,9 @@ static void deliver(size_t pi, bool keep_copy)
 		free(p.buf);
 		return;
 	}
-	if (!g_n[p.to].up) {
-		if (p.is_snap && g_n[p.from].up)
-			raft_report_snapshot(g_n[p.from].r, (uint64_t)p.to + 1, 1);
+	if (!g_n[p.to].up || g_n[p.to].id != p.to_id) {
+		if (p.is_snap && g_n[p.from].up && m.from == from_id)
+			raft_report_snapshot(g_n[p.from].r, p.to_id, 1);
 		goto out;
 	}
 	trace("deliver %s %d->%d t%llu idx %llu lt %llu c %llu n %u%s", msg_name(m.type),
@@ -621,9 +773,9 @@ static void deliver(size_t pi, bool keep_copy)
 	      m.reject ? " REJECT" : "");
 	raft_step(g_n[p.to].r, &m);
 	settle(p.to, true);
-	if (p.is_snap && g_n[p.from].up) {
+	if (p.is_snap && g_n[p.from].up && m.from == g_n[p.from].id) {
 		/* The data went out of band, instantly; tell the sender. */
-		raft_report_snapshot(g_n[p.from].r, (uint64_t)p.to + 1, 0);
+		raft_report_snapshot(g_n[p.from].r, p.to_id, 0);
 		settle(p.from, true);
 	}
 out:
@@ -637,7 +789,7 @@ static void drop(size_t pi)
 	int from = p->from;
 
 	if (p->is_snap && g_n[from].up) {
-		raft_report_snapshot(g_n[from].r, (uint64_t)p->to + 1, 1);
+		raft_report_snapshot(g_n[from].r, p->to_id, 1);
 		trace("drop SNAP %d->%d", from + 1, p->to + 1);
 		net_remove(pi);
 		settle(from, true);
@@ -645,6 +797,8 @@ static void drop(size_t pi)
 	}
 	net_remove(pi);
 }
+
+static uint64_t g_net_last_to_id;
 
 static void act_deliver(void)
 {
@@ -658,12 +812,13 @@ static void act_deliver(void)
 		return;
 	from = g_net[pi].from;
 	to = g_net[pi].to;
+	g_net_last_to_id = g_net[pi].to_id;
 	if (g_cut[from][to] || chance(g_drop_pm)) {
 		trace("drop %d->%d", from + 1, to + 1);
 		drop(pi);
 		if (g_cut[from][to] && g_n[from].up && chance(300)) {
 			/* The transport noticed: back to probing. */
-			raft_report_unreachable(g_n[from].r, (uint64_t)to + 1);
+			raft_report_unreachable(g_n[from].r, g_net_last_to_id);
 			settle(from, true);
 		}
 		return;
@@ -730,14 +885,74 @@ static void act_snapshot(int i)
 	}
 	nd->d.snap.index = idx;
 	nd->d.snap.term = raft_term_at(nd->r, idx) ? raft_term_at(nd->r, idx) : nd->d.snap.term;
-	nd->d.snap.n_voters = (uint32_t)g_nodes;
-	for (int k = 0; k < g_nodes; k++)
-		nd->d.snap.voters[k] = (uint64_t)k + 1;
+	{
+		/* The configuration as of the snapshot, as the core computed it. */
+		raft_snapshot_meta c;
+		raft_snapshot_conf(nd->r, &c);
+		memcpy(nd->d.snap.voters, c.voters, sizeof(c.voters));
+		nd->d.snap.n_voters = c.n_voters;
+		memcpy(nd->d.snap.learners, c.learners, sizeof(c.learners));
+		nd->d.snap.n_learners = c.n_learners;
+		nd->d.has_base = false;
+	}
 	nd->d.snap_hash = nd->sm_hash;
 	disk_compact(&nd->d, idx);
 	g_stat_snaps++;
 	trace("node %d snapshots at %llu (keep %llu)", i + 1, (unsigned long long)idx,
 	      (unsigned long long)keep);
+}
+
+static const char *const conf_op_name[] = {"?", "add-voter", "add-learner", "remove", "promote"};
+
+/* Ask the leader for a random membership change. */
+static void act_member(void)
+{
+	int l = find_leader(), free_slot = -1, n_free = 0;
+	raft_snapshot_meta c;
+	uint8_t op;
+	uint64_t id, idx;
+	int rc;
+
+	if (l < 0)
+		return;
+	raft_conf(g_n[l].r, &c);
+	for (int s = 0; s < g_nodes; s++)
+		if (g_n[s].id == 0 && !g_n[s].up && rn((uint64_t)++n_free) == 0)
+			free_slot = s;
+	switch (rn(3)) {
+	case 0: /* grow: a new, empty member */
+		if (free_slot < 0 || c.n_voters + c.n_learners >= 5)
+			return;
+		op = chance(700) ? RAFT_CONF_ADD_LEARNER : RAFT_CONF_ADD_VOTER;
+		id = (++g_next_gen) * 16 + (uint64_t)free_slot + 1;
+		break;
+	case 1: /* shrink, the leader included */
+		if (c.n_voters + c.n_learners <= 3)
+			return;
+		op = RAFT_CONF_REMOVE;
+		id = rn(c.n_voters + c.n_learners);
+		id = id < c.n_voters ? c.voters[id] : c.learners[id - c.n_voters];
+		break;
+	default:
+		if (c.n_learners == 0)
+			return;
+		op = RAFT_CONF_PROMOTE;
+		id = c.learners[rn(c.n_learners)];
+		break;
+	}
+	rc = raft_propose_conf(g_n[l].r, op, id, "peer-urls", 9, &idx);
+	g_stat_conf_props++;
+	trace("leader %d proposes %s %llu: rc %d index %llu", l + 1, conf_op_name[op],
+	      (unsigned long long)id, rc, (unsigned long long)idx);
+	if (rc == 0)
+		g_stat_confs++;
+	if (rc == 0 && op <= RAFT_CONF_ADD_LEARNER) {
+		/* The operator starts the new member, empty, right away. */
+		g_n[free_slot].id = id;
+		g_n[free_slot].joining = true;
+		restart(free_slot);
+	}
+	settle(l, true);
 }
 
 static void act_partition(void)
@@ -801,14 +1016,61 @@ static void reset_world(void)
 	g_fail[0] = 0;
 	g_step = 0;
 	g_healed = false;
+	g_next_gen = 0;
 }
 
-static bool all_applied(uint64_t idx)
+/* Every member of the leader's configuration applied idx. */
+static bool all_applied(int l, uint64_t idx)
 {
-	for (int i = 0; i < g_nodes; i++)
-		if (!g_n[i].up || g_n[i].sm_applied < idx)
+	raft_snapshot_meta c;
+
+	raft_conf(g_n[l].r, &c);
+	for (uint32_t k = 0; k < c.n_voters + c.n_learners; k++) {
+		int s = slot_of(k < c.n_voters ? c.voters[k] : c.learners[k - c.n_voters]);
+		if (s < 0 || !g_n[s].up || g_n[s].sm_applied < idx)
 			return false;
+	}
 	return true;
+}
+
+static bool same_members(const raft_snapshot_meta *a, const raft_snapshot_meta *b)
+{
+	if (a->n_voters != b->n_voters || a->n_learners != b->n_learners)
+		return false;
+	for (uint32_t k = 0; k < a->n_voters; k++) {
+		uint32_t j = 0;
+		while (j < b->n_voters && b->voters[j] != a->voters[k])
+			j++;
+		if (j == b->n_voters)
+			return false;
+	}
+	for (uint32_t k = 0; k < a->n_learners; k++) {
+		uint32_t j = 0;
+		while (j < b->n_learners && b->learners[j] != a->learners[k])
+			j++;
+		if (j == b->n_learners)
+			return false;
+	}
+	return true;
+}
+
+/* After the liveness commit: every member lists the same members. */
+static void check_member_tables(int l)
+{
+	raft_snapshot_meta c, o;
+
+	raft_conf(g_n[l].r, &c);
+	for (uint32_t k = 0; k < c.n_voters + c.n_learners; k++) {
+		int s = slot_of(k < c.n_voters ? c.voters[k] : c.learners[k - c.n_voters]);
+		if (s < 0 || !g_n[s].up)
+			continue;
+		raft_conf(g_n[s].r, &o);
+		if (!same_members(&c, &o))
+			fail("member tables differ: leader %llu has %u voters %u learners, "
+			     "member %llu %u voters %u learners",
+			     (unsigned long long)g_n[l].id, c.n_voters, c.n_learners,
+			     (unsigned long long)g_n[s].id, o.n_voters, o.n_learners);
+	}
 }
 
 /* Heal everything and require progress within a bound. */
@@ -827,6 +1089,8 @@ static void liveness(void)
 	for (rounds = 0; rounds < 400 && !g_fail[0]; rounds++) {
 		g_step++;
 		for (int i = 0; i < g_nodes; i++) {
+			if (!g_n[i].up)
+				continue;
 			raft_tick(g_n[i].r);
 			settle(i, false);
 		}
@@ -852,7 +1116,8 @@ static void liveness(void)
 			} else {
 				target = 0;
 			}
-		} else if (all_applied(target)) {
+		} else if (l >= 0 && all_applied(l, target)) {
+			check_member_tables(l);
 			return;
 		}
 	}
@@ -866,8 +1131,13 @@ static bool run_seed(uint64_t seed, int nodes, long steps)
 {
 	g_seed = seed;
 	g_rng = seed * 0x2545f4914f6cdd1dull + 1;
-	g_nodes = nodes;
 	reset_world();
+	/* Half the seeds change the membership: two spare slots. */
+	g_membership = (seed / 2) % 2 == 1;
+	g_init = nodes;
+	g_nodes = g_membership ? nodes + 2 : nodes;
+	for (int i = 0; i < g_init; i++)
+		g_n[i].id = (uint64_t)i + 1;
 	/* Each seed draws its own fault profile, from calm to hostile. */
 	g_drop_pm = (unsigned)rn(200);
 	g_dup_pm = (unsigned)rn(50);
@@ -875,8 +1145,9 @@ static bool run_seed(uint64_t seed, int nodes, long steps)
 	g_fault_pm = (unsigned)rn(8);
 	for (int i = 0; i < g_nodes; i++)
 		restart(i);
-	trace("seed %llu: %d nodes, drop %u/1000, dup %u/1000, delay <= %d",
-	      (unsigned long long)seed, nodes, g_drop_pm, g_dup_pm, g_max_delay);
+	trace("seed %llu: %d nodes%s, drop %u/1000, dup %u/1000, delay <= %d",
+	      (unsigned long long)seed, nodes, g_membership ? " (+2 spare, membership)" : "",
+	      g_drop_pm, g_dup_pm, g_max_delay);
 	for (g_step = 1; g_step <= steps && !g_fail[0]; g_step++) {
 		unsigned a = (unsigned)rn(1000);
 		int i = (int)rn((uint64_t)g_nodes);
@@ -897,11 +1168,14 @@ static bool run_seed(uint64_t seed, int nodes, long steps)
 		} else if (a < 965) {
 			if (g_n[i].up)
 				act_snapshot(i);
+		} else if (g_membership && ((a >= 965 && a < 968 && chance(500)) ||
+					    (a >= 968 + 2 * g_fault_pm && chance(30)))) {
+			act_member();
 		} else if (a < 968) {
 			/* Asked of the leader, or of a follower that forwards it. */
 			int l = chance(500) ? find_leader() : i;
 			if (l >= 0 && g_n[l].up) {
-				uint64_t t = rn((uint64_t)g_nodes) + 1;
+				uint64_t t = g_n[rn((uint64_t)g_nodes)].id;
 				int rc = raft_transfer_leader(g_n[l].r, t);
 				trace("transfer leadership asked on %d -> %llu: rc %d", l + 1,
 				      (unsigned long long)t, rc);
@@ -1018,8 +1292,9 @@ int main(int argc, char **argv)
 	printf("PASS raft_sim seeds %llu..%llu (%llu seeds, %.1f s)\n", (unsigned long long)start,
 	       (unsigned long long)(start + done - 1), (unsigned long long)done, now_s() - t0);
 	printf("  totals: %ld commands applied, %ld reads served, %ld elections, %ld snapshots, "
-	       "%ld crashes\n",
-	       g_stat_commits, g_stat_reads, g_stat_elections, g_stat_snaps, g_stat_crashes);
+	       "%ld crashes, %ld membership changes proposed (%ld accepted)\n",
+	       g_stat_commits, g_stat_reads, g_stat_elections, g_stat_snaps, g_stat_crashes,
+	       g_stat_conf_props, g_stat_confs);
 	reset_world();
 	return 0;
 }

@@ -80,6 +80,11 @@ static void cl_ready(cluster *c, int i)
 		for (size_t k = 0; k < rd.n_msgs; k++) {
 			ef_wbuf b;
 			ef_wbuf_init(&b);
+			/* Members outside the 3 simulated nodes are not running. */
+			if (rd.msgs[k].to < 1 || rd.msgs[k].to > N) {
+				ef_wbuf_free(&b);
+				continue;
+			}
 			if (raft_msg_encode(&rd.msgs[k], &b) == 0 && c->nq < 4096) {
 				c->q[c->nq].from = i;
 				c->q[c->nq].to = (int)rd.msgs[k].to - 1;
@@ -843,6 +848,243 @@ TEST(step_rejects_bad_messages)
 	cl_free(&c);
 }
 
+/* ------------------------------------------------------------------ */
+/* Membership                                                           */
+
+/* Voters 1 and 2, node 3 a learner. */
+static void cl_init_learner(cluster *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (int i = 0; i < N; i++) {
+		raft_config cf = cfg_for(i, 1, 1);
+		cf.n_voters = 2;
+		cf.n_learners = 1;
+		cf.learners[0] = 3;
+		c->r[i] = raft_new(&cf, NULL, NULL, NULL, 0);
+	}
+}
+
+TEST(learner_never_votes_nor_counts)
+{
+	cluster c;
+	cl_init_learner(&c);
+	CHECK(raft_is_learner(c.r[0], 3));
+	CHECK(!raft_is_voter(c.r[0], 3));
+	/* A learner never campaigns, however long it waits. */
+	cl_tick(&c, 2, 100);
+	CHECK_EQ(raft_role(c.r[2]), RAFT_FOLLOWER);
+	CHECK_EQ(raft_term(c.r[2]), 0);
+	raft_campaign(c.r[2]);
+	cl_deliver(&c);
+	CHECK_EQ(raft_term(c.r[2]), 0);
+	elect(&c, 0);
+	CHECK_EQ(raft_role(c.r[0]), RAFT_LEADER);
+	CHECK_EQ(raft_commit_index(c.r[2]), 1); /* replicated to */
+	/* With voter 2 cut off, the learner's acknowledgement does not make
+	 * a majority: nothing commits. */
+	isolate(&c, 1, 1);
+	CHECK_EQ(raft_propose(c.r[0], "x", 1, NULL), 0);
+	cl_deliver(&c);
+	CHECK_EQ(raft_last_index(c.r[2]), 2);
+	CHECK_EQ(raft_commit_index(c.r[0]), 1);
+	isolate(&c, 1, 0);
+	cl_tick(&c, 0, 1);
+	CHECK_EQ(raft_commit_index(c.r[0]), 2);
+	/* Leadership cannot go to a learner. */
+	CHECK_EQ(raft_transfer_leader(c.r[0], 3), RAFT_E_INVALID);
+	cl_free(&c);
+}
+
+TEST(promote_only_when_caught_up)
+{
+	cluster c;
+	cl_init_learner(&c);
+	elect(&c, 0);
+	isolate(&c, 2, 1);
+	for (int k = 0; k < 20; k++)
+		CHECK_EQ(raft_propose(c.r[0], "abc", 3, NULL), 0);
+	cl_deliver(&c);
+	CHECK_EQ(raft_propose_conf(c.r[0], RAFT_CONF_PROMOTE, 3, NULL, 0, NULL),
+		 RAFT_E_NOT_CAUGHT_UP);
+	/* A voter cannot be promoted, a stranger neither. */
+	CHECK_EQ(raft_propose_conf(c.r[0], RAFT_CONF_PROMOTE, 2, NULL, 0, NULL), RAFT_E_INVALID);
+	CHECK_EQ(raft_propose_conf(c.r[0], RAFT_CONF_PROMOTE, 9, NULL, 0, NULL), RAFT_E_INVALID);
+	isolate(&c, 2, 0);
+	cl_tick(&c, 0, 3);
+	uint64_t idx = 0;
+	CHECK_EQ(raft_propose_conf(c.r[0], RAFT_CONF_PROMOTE, 3, "u", 1, &idx), 0);
+	CHECK(idx > 0);
+	/* One change at a time. */
+	CHECK_EQ(raft_propose_conf(c.r[0], RAFT_CONF_ADD_LEARNER, 4, NULL, 0, NULL),
+		 RAFT_E_CONF_PENDING);
+	cl_deliver(&c);
+	cl_tick(&c, 0, 1);
+	for (int i = 0; i < N; i++) {
+		CHECK(raft_is_voter(c.r[i], 3));
+		CHECK(!raft_is_learner(c.r[i], 3));
+	}
+	/* Now a voter: with voter 1 cut off, 2 and 3 make the majority. */
+	isolate(&c, 1, 1);
+	CHECK_EQ(raft_propose(c.r[0], "y", 1, NULL), 0);
+	cl_deliver(&c);
+	CHECK_EQ(raft_commit_index(c.r[0]), raft_last_index(c.r[0]));
+	cl_free(&c);
+}
+
+TEST(conf_change_waits_for_new_leaders_commit)
+{
+	cluster c;
+	/* A fresh leader whose no-op is still in flight refuses changes
+	 * (thesis 4.2.1's erratum: an uncommitted change of an earlier term
+	 * could otherwise overlap ours). */
+	cl_init(&c, 1, 1);
+	raft_campaign(c.r[0]);
+	cl_ready_all(&c);
+	/* deliver the votes only */
+	while (raft_role(c.r[0]) != RAFT_LEADER && c.nq) {
+		pkt p = c.q[0];
+		raft_msg m;
+		memmove(c.q, c.q + 1, (size_t)(c.nq - 1) * sizeof(pkt));
+		c.nq--;
+		if (raft_msg_decode(p.buf, p.len, &m) == 0) {
+			raft_step(c.r[p.to], &m);
+			raft_msg_free_decoded(&m);
+		}
+		free(p.buf);
+		cl_ready(&c, p.to);
+		cl_ready(&c, 0);
+	}
+	CHECK_EQ(raft_role(c.r[0]), RAFT_LEADER);
+	CHECK(raft_commit_index(c.r[0]) < raft_last_index(c.r[0]));
+	CHECK_EQ(raft_propose_conf(c.r[0], RAFT_CONF_ADD_LEARNER, 4, NULL, 0, NULL),
+		 RAFT_E_CONF_PENDING);
+	cl_deliver(&c);
+	CHECK_EQ(raft_propose_conf(c.r[0], RAFT_CONF_ADD_LEARNER, 4, NULL, 0, NULL), 0);
+	/* Followers cannot propose changes; the host forwards the request. */
+	CHECK_EQ(raft_propose_conf(c.r[1], RAFT_CONF_REMOVE, 3, NULL, 0, NULL), RAFT_E_NOT_LEADER);
+	cl_free(&c);
+}
+
+TEST(removed_leader_steps_down)
+{
+	cluster c;
+	raft_snapshot_meta m;
+	cl_init(&c, 1, 1);
+	elect(&c, 0);
+	CHECK_EQ(raft_propose_conf(c.r[0], RAFT_CONF_REMOVE, 1, NULL, 0, NULL), 0);
+	cl_deliver(&c);
+	cl_tick(&c, 0, 2);
+	CHECK(raft_removed(c.r[0]));
+	CHECK(raft_role(c.r[0]) != RAFT_LEADER);
+	/* The others know the change is committed, and elect among them. */
+	for (int i = 1; i < N; i++) {
+		raft_conf(c.r[i], &m);
+		CHECK_EQ(m.n_voters, 2);
+		CHECK(!raft_is_voter(c.r[i], 1));
+	}
+	isolate(&c, 0, 1);
+	for (int t = 0; t < 40; t++) {
+		cl_tick(&c, 1, 1);
+		cl_tick(&c, 2, 1);
+	}
+	CHECK(raft_role(c.r[1]) == RAFT_LEADER || raft_role(c.r[2]) == RAFT_LEADER);
+	/* The removed node never campaigns again. */
+	uint64_t term = raft_term(c.r[0]);
+	cl_tick(&c, 0, 100);
+	CHECK_EQ(raft_term(c.r[0]), term);
+	/* The last voter cannot be removed. */
+	int l = raft_role(c.r[1]) == RAFT_LEADER ? 1 : 2;
+	isolate(&c, 0, 0);
+	CHECK_EQ(raft_propose_conf(c.r[l], RAFT_CONF_REMOVE, (uint64_t)(3 - l) + 1, NULL, 0, NULL),
+		 0);
+	cl_deliver(&c);
+	cl_tick(&c, l, 2);
+	CHECK_EQ(raft_propose_conf(c.r[l], RAFT_CONF_REMOVE, (uint64_t)l + 1, NULL, 0, NULL),
+		 RAFT_E_INVALID);
+	cl_free(&c);
+}
+
+TEST(snapshot_carries_configuration)
+{
+	cluster c;
+	raft_snapshot_meta m;
+	raft_conf_change cc;
+	cl_init(&c, 1, 1);
+	elect(&c, 0);
+	CHECK_EQ(raft_propose_conf(c.r[0], RAFT_CONF_ADD_LEARNER, 7, "http://x", 8, NULL), 0);
+	cl_deliver(&c);
+	cl_tick(&c, 0, 1);
+	raft_conf(c.r[1], &m);
+	CHECK_EQ(m.n_learners, 1);
+	CHECK_EQ(m.learners[0], 7);
+	CHECK_EQ(raft_compact(c.r[0], raft_commit_index(c.r[0]), 0), 0);
+	raft_snapshot_conf(c.r[0], &m);
+	CHECK_EQ(m.n_voters, 3);
+	CHECK_EQ(m.n_learners, 1);
+	CHECK_EQ(m.learners[0], 7);
+	/* And through the codec, on MSG_SNAP. */
+	raft_msg s, d;
+	ef_wbuf b;
+	memset(&s, 0, sizeof(s));
+	s.type = RAFT_MSG_SNAP;
+	s.from = 1;
+	s.to = 2;
+	s.term = 1;
+	s.snapshot = m;
+	ef_wbuf_init(&b);
+	CHECK_EQ(raft_msg_encode(&s, &b), 0);
+	CHECK_EQ(raft_msg_decode(b.p, b.len, &d), 0);
+	CHECK_EQ(d.snapshot.n_learners, 1);
+	CHECK_EQ(d.snapshot.learners[0], 7);
+	raft_msg_free_decoded(&d);
+	ef_wbuf_free(&b);
+	/* A conf entry decodes back into op, id and context. */
+	uint8_t ent[9 + 3] = {RAFT_CONF_REMOVE, 0, 0, 0, 0, 0, 0, 0, 42, 'a', 'b', 'c'};
+	CHECK_EQ(raft_conf_decode(ent, sizeof(ent), &cc), 0);
+	CHECK_EQ(cc.op, RAFT_CONF_REMOVE);
+	CHECK_EQ(cc.id, 42);
+	CHECK_MEM(cc.context, cc.context_len, "abc");
+	CHECK(raft_conf_decode(ent, 8, &cc) != 0);
+	ent[0] = 9;
+	CHECK(raft_conf_decode(ent, sizeof(ent), &cc) != 0);
+	cl_free(&c);
+}
+
+TEST(joining_node_learns_configuration)
+{
+	cluster c;
+	raft_snapshot_meta m;
+	cl_init(&c, 1, 1);
+	/* Node 3 is replaced by a joining node: two voters know of it only
+	 * once its addition commits. */
+	raft_free(c.r[2]);
+	for (int i = 0; i < 2; i++) {
+		raft_free(c.r[i]);
+		raft_config cf = cfg_for(i, 1, 1);
+		cf.n_voters = 2;
+		c.r[i] = raft_new(&cf, NULL, NULL, NULL, 0);
+	}
+	raft_config j = cfg_for(2, 1, 1);
+	j.n_voters = 0;
+	CHECK(raft_new(&j, NULL, NULL, NULL, 0) == NULL); /* not joining: refused */
+	j.joining = 1;
+	c.r[2] = raft_new(&j, NULL, NULL, NULL, 0);
+	CHECK(c.r[2] != NULL);
+	elect(&c, 0);
+	for (int k = 0; k < 5; k++)
+		raft_propose(c.r[0], "kv", 2, NULL);
+	cl_deliver(&c);
+	CHECK_EQ(raft_propose_conf(c.r[0], RAFT_CONF_ADD_LEARNER, 3, NULL, 0, NULL), 0);
+	cl_deliver(&c);
+	cl_tick(&c, 0, 3);
+	raft_conf(c.r[2], &m);
+	CHECK_EQ(m.n_voters, 2);
+	CHECK_EQ(m.n_learners, 1);
+	CHECK_EQ(raft_commit_index(c.r[2]), raft_commit_index(c.r[0]));
+	CHECK_EQ(c.applied[2], 5);
+	cl_free(&c);
+}
+
 int main(void)
 {
 	RUN(election_and_empty_entry);
@@ -866,5 +1108,11 @@ int main(void)
 	RUN(codec_round_trip);
 	RUN(codec_rejects_garbage);
 	RUN(step_rejects_bad_messages);
+	RUN(learner_never_votes_nor_counts);
+	RUN(promote_only_when_caught_up);
+	RUN(conf_change_waits_for_new_leaders_commit);
+	RUN(removed_leader_steps_down);
+	RUN(snapshot_carries_configuration);
+	RUN(joining_node_learns_configuration);
 	TEST_EXIT();
 }

@@ -41,6 +41,10 @@ static const uint8_t all_types[] = {
 	EF_MSG_WATCH_PROGRESS,
 	EF_MSG_MEMBER_LIST,
 	EF_MSG_MOVE_LEADER,
+	EF_MSG_MEMBER_ADD,
+	EF_MSG_MEMBER_REMOVE,
+	EF_MSG_MEMBER_UPDATE,
+	EF_MSG_MEMBER_PROMOTE,
 	EF_MSG_RANGE_RESP,
 	EF_MSG_PUT_RESP,
 	EF_MSG_DELETE_RESP,
@@ -55,6 +59,10 @@ static const uint8_t all_types[] = {
 	EF_MSG_WATCH_RESP,
 	EF_MSG_MEMBER_LIST_RESP,
 	EF_MSG_MOVE_LEADER_RESP,
+	EF_MSG_MEMBER_ADD_RESP,
+	EF_MSG_MEMBER_REMOVE_RESP,
+	EF_MSG_MEMBER_UPDATE_RESP,
+	EF_MSG_MEMBER_PROMOTE_RESP,
 	EF_MSG_ERROR,
 };
 #define N_TYPES (sizeof(all_types) / sizeof(all_types[0]))
@@ -207,6 +215,42 @@ static void make_msg(ef_arena *a, uint8_t type, ef_msg *m)
 	case EF_MSG_MOVE_LEADER:
 		m->u.move_leader.target_id = 0x8000000000000001ULL;
 		break;
+	case EF_MSG_MEMBER_ADD:
+	case EF_MSG_MEMBER_REMOVE:
+	case EF_MSG_MEMBER_UPDATE:
+	case EF_MSG_MEMBER_PROMOTE: {
+		ef_buf *u = ef_arena_alloc(a, 2 * sizeof(*u));
+
+		u[0] = BIN("http://10.0.0.4:2380");
+		u[1] = BIN("http://[::1]:2380");
+		m->u.member.id = 0x8ce119dbebed7c42ULL;
+		m->u.member.name = BIN("m4");
+		m->u.member.peer_urls = u;
+		m->u.member.n_peer_urls = 2;
+		m->u.member.is_learner = 1;
+		break;
+	}
+	case EF_MSG_MEMBER_ADD_RESP:
+	case EF_MSG_MEMBER_REMOVE_RESP:
+	case EF_MSG_MEMBER_UPDATE_RESP:
+	case EF_MSG_MEMBER_PROMOTE_RESP: {
+		ef_member *ms = ef_arena_alloc(a, 2 * sizeof(*ms));
+		ef_buf *u = ef_arena_alloc(a, sizeof(*u));
+
+		memset(ms, 0, 2 * sizeof(*ms));
+		u[0] = BIN("http://10.0.0.4:2380");
+		ms[0].id = 7;
+		ms[0].peer_urls = u;
+		ms[0].n_peer_urls = 1;
+		ms[0].is_learner = 1;
+		ms[1].id = 0xb3b3ee478a1b199fULL;
+		ms[1].name = BIN("e1");
+		m->u.member_resp.member = ms;
+		m->u.member_resp.n_member = 1;
+		m->u.member_resp.members = ms;
+		m->u.member_resp.n_members = 2;
+		break;
+	}
 	case EF_MSG_RANGE_RESP:
 		m->u.range_resp.kvs = kvs_new(a, 3);
 		m->u.range_resp.n_kvs = 3;
@@ -742,7 +786,7 @@ TEST(header_errors)
 	ef_wbuf w;
 	ef_msg m, d;
 	ef_frame_hdr h;
-	static const uint8_t unknown[] = {0, 17, 0x7f, 0x80, 0x8d, 0x8e, 0x91, 0xfe};
+	static const uint8_t unknown[] = {0, 21, 0x7f, 0x80, 0x8d, 0x8e, 0x95, 0xfe};
 
 	ef_wbuf_init(&w);
 	CHECK_EQ(encode_sample(EF_MSG_RANGE, a, &w, &m), 0);
