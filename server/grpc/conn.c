@@ -274,8 +274,7 @@ static void dispatch_msg(struct gstream *s, const uint8_t *p, size_t n)
 	{
 		struct gcall *call = calloc(1, sizeof(*call));
 
-		if (!call || !(call->body = malloc(n ? n : 1)) ||
-		    !(call->arena = ef_arena_new())) {
+		if (!call || !(call->body = malloc(n ? n : 1)) || !(call->arena = ef_arena_new())) {
 			if (call) {
 				free(call->body);
 				free(call);
@@ -392,7 +391,8 @@ static void request_headers_done(struct gstream *s)
 		return;
 	}
 	if (s->bad_encoding) {
-		gstream_fail(s, GS_UNIMPLEMENTED, "grpc: Decompressor is not installed for grpc-encoding");
+		gstream_fail(s, GS_UNIMPLEMENTED,
+			     "grpc: Decompressor is not installed for grpc-encoding");
 		return;
 	}
 	if (s->hasleader) {

@@ -257,8 +257,8 @@ Etcdserverpb__PutResponse *gconv_put_resp(ef_arena *a, const ef_msg *m, const ef
 Etcdserverpb__DeleteRangeResponse *gconv_delete_resp(ef_arena *a, const ef_msg *m,
 						     const ef_delete_resp *r)
 {
-	Etcdserverpb__DeleteRangeResponse *o =
-		NEW(a, Etcdserverpb__DeleteRangeResponse, etcdserverpb__delete_range_response__init);
+	Etcdserverpb__DeleteRangeResponse *o = NEW(a, Etcdserverpb__DeleteRangeResponse,
+						   etcdserverpb__delete_range_response__init);
 
 	if (!o)
 		return NULL;
@@ -304,7 +304,8 @@ Etcdserverpb__TxnResponse *gconv_txn_resp(ef_arena *a, const ef_msg *m)
 			op->response_put = gconv_put_resp(a, &sub, &r->u.put);
 			break;
 		default:
-			op->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
+			op->response_case =
+				ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
 			op->response_delete_range = gconv_delete_resp(a, &sub, &r->u.del);
 			break;
 		}
@@ -400,8 +401,18 @@ void gcall_fail(struct gcall *call, int status, const char *msg)
 void gcall_fail_code(struct gcall *call, int rc, const ef_msg *resp)
 {
 	char msg[256];
+	const char *text = ef_strerror(rc);
 
-	if (resp && resp->type == EF_MSG_ERROR && resp->u.error.message.n)
+	if (rc == EF_E_NOT_FOUND) {
+		/* etcd's ErrGRPCKeyNotFound (put with ignore_value/ignore_lease) */
+		gcall_fail(call, GS_INVALID_ARGUMENT, "etcdserver: key not found");
+		return;
+	}
+	/* clientv3 recognises etcd's errors by their exact text: an error that
+	 * has one is sent with it, not with the node's detailed message. */
+	if (strncmp(text, "etcdserver: ", 12) == 0)
+		snprintf(msg, sizeof(msg), "%s", text);
+	else if (resp && resp->type == EF_MSG_ERROR && resp->u.error.message.n)
 		snprintf(msg, sizeof(msg), "%.*s", (int)resp->u.error.message.n,
 			 (const char *)resp->u.error.message.p);
 	else

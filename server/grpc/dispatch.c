@@ -29,8 +29,14 @@ static int unimplemented_stream(struct gstream *s)
 	return -1;
 }
 
-#define U(path, fn) {path, 0, 0, fn, NULL, NULL, NULL}
-#define BIDI(path, pre) {path, 1, 1, NULL, pre##_open, pre##_msg, pre##_close}
+#define U(path, fn)                              \
+	{                                        \
+		path, 0, 0, fn, NULL, NULL, NULL \
+	}
+#define BIDI(path, pre)                                              \
+	{                                                            \
+		path, 1, 1, NULL, pre##_open, pre##_msg, pre##_close \
+	}
 
 static const struct gmethod methods[] = {
 	U("/etcdserverpb.KV/Range", gkv_range),
@@ -52,8 +58,8 @@ static const struct gmethod methods[] = {
 	U("/etcdserverpb.Maintenance/Alarm", gmaint_alarm),
 	U("/etcdserverpb.Maintenance/Status", gmaint_status),
 	U("/etcdserverpb.Maintenance/Defragment", gmaint_defrag),
-	U("/etcdserverpb.Maintenance/Hash", unimplemented),
-	U("/etcdserverpb.Maintenance/HashKV", unimplemented),
+	U("/etcdserverpb.Maintenance/Hash", gmaint_hash),
+	U("/etcdserverpb.Maintenance/HashKV", gmaint_hashkv),
 	{"/etcdserverpb.Maintenance/Snapshot", 1, 0, NULL, unimplemented_stream, NULL, NULL},
 	U("/etcdserverpb.Maintenance/MoveLeader", gmaint_move_leader),
 	U("/etcdserverpb.Auth/AuthEnable", unimplemented),

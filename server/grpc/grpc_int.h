@@ -61,13 +61,13 @@ struct gstream;
 /* The part of a stream other threads may touch. */
 struct gout {
 	pthread_mutex_t mu;
-	int refs;        /* loop's stream + every job / watch stream holding it */
-	int gone;        /* the HTTP/2 stream closed: pushes are dropped */
-	int woken;       /* on the wake list already */
+	int refs;  /* loop's stream + every job / watch stream holding it */
+	int gone;  /* the HTTP/2 stream closed: pushes are dropped */
+	int woken; /* on the wake list already */
 	struct gout *wake_next;
 	struct gbuf *head, *tail;
-	size_t bytes;    /* queued, not yet taken by nghttp2 */
-	int ended;       /* status below is final; trailers follow the queue */
+	size_t bytes; /* queued, not yet taken by nghttp2 */
+	int ended;    /* status below is final; trailers follow the queue */
 	int status;
 	char message[256];
 	struct gstream *s; /* loop thread only; NULL once gone */
@@ -82,21 +82,21 @@ struct gstream {
 	const struct gmethod *m;
 	char path[128];
 	int hasleader, bad_encoding;
-	uint8_t *in;        /* received bytes not yet cut into messages */
+	uint8_t *in; /* received bytes not yet cut into messages */
 	size_t in_len, in_cap;
-	int headers_sent;   /* response HEADERS submitted (data provider set up) */
-	int deferred;       /* data provider returned DEFERRED */
-	int done;           /* trailers submitted or trailers-only sent */
-	int msgs;           /* request messages received */
+	int headers_sent; /* response HEADERS submitted (data provider set up) */
+	int deferred;     /* data provider returned DEFERRED */
+	int done;         /* trailers submitted or trailers-only sent */
+	int msgs;         /* request messages received */
 	struct gout *out;
-	void *svc;          /* service state (watch stream, keepalive) */
+	void *svc;                   /* service state (watch stream, keepalive) */
 	struct gstream *next, *prev; /* the connection's streams */
 };
 
 struct gconn {
 	int fd;
 	nghttp2_session *sess;
-	int want_out;      /* EPOLLOUT armed */
+	int want_out; /* EPOLLOUT armed */
 	int dead;
 	struct gstream *streams; /* nghttp2_session_del calls no close callback */
 	struct gconn *next, *prev;
@@ -118,10 +118,10 @@ typedef void (*gunary_fn)(struct gcall *call);
 struct gmethod {
 	const char *path;
 	int server_stream, client_stream;
-	gunary_fn unary;                                /* worker thread */
-	int (*open)(struct gstream *s);                 /* loop thread; 0 or sends a status */
+	gunary_fn unary;                /* worker thread */
+	int (*open)(struct gstream *s); /* loop thread; 0 or sends a status */
 	void (*msg)(struct gstream *s, const uint8_t *p, size_t n); /* loop thread */
-	void (*close)(struct gstream *s);               /* loop thread */
+	void (*close)(struct gstream *s);                           /* loop thread */
 };
 
 /* loop.c */
@@ -136,8 +136,8 @@ void gloop_conn_dirty(struct gconn *c);
 
 /* conn.c */
 struct gconn *gconn_new(int fd, const void *pre, size_t n);
-int gconn_on_read(struct gconn *c);   /* -1: close */
-int gconn_on_write(struct gconn *c);  /* -1: close */
+int gconn_on_read(struct gconn *c);  /* -1: close */
+int gconn_on_write(struct gconn *c); /* -1: close */
 void gconn_free(struct gconn *c);
 void gconn_flush(struct gconn *c);
 void gstream_wake(struct gstream *s);
@@ -200,6 +200,8 @@ void gwatch_close(struct gstream *s);
 void gmaint_status(struct gcall *c);
 void gmaint_alarm(struct gcall *c);
 void gmaint_defrag(struct gcall *c);
+void gmaint_hash(struct gcall *c);
+void gmaint_hashkv(struct gcall *c);
 void gmaint_move_leader(struct gcall *c);
 void gcluster_member_list(struct gcall *c);
 void gauth_authenticate(struct gcall *c);

@@ -22,8 +22,7 @@ void gkv_range(struct gcall *c)
 	}
 	if (gcall_node(c, &req, &resp))
 		return;
-	gcall_reply(c, (ProtobufCMessage *)gconv_range_resp(c->arena, &resp,
-							     &resp.u.range_resp));
+	gcall_reply(c, (ProtobufCMessage *)gconv_range_resp(c->arena, &resp, &resp.u.range_resp));
 }
 
 void gkv_put(struct gcall *c)

@@ -37,8 +37,9 @@ void glease_grant(struct gcall *c)
 
 void glease_revoke(struct gcall *c)
 {
-	Etcdserverpb__LeaseRevokeRequest *r = UNPACK(
-		c, Etcdserverpb__LeaseRevokeRequest, etcdserverpb__lease_revoke_request__descriptor);
+	Etcdserverpb__LeaseRevokeRequest *r =
+		UNPACK(c, Etcdserverpb__LeaseRevokeRequest,
+		       etcdserverpb__lease_revoke_request__descriptor);
 	ef_msg req = {.type = EF_MSG_LEASE_REVOKE}, resp;
 	Etcdserverpb__LeaseRevokeResponse o = ETCDSERVERPB__LEASE_REVOKE_RESPONSE__INIT;
 	Etcdserverpb__ResponseHeader h;
@@ -168,8 +169,8 @@ static void ka_call(struct gcall *c)
 	gout_push_msg(c->out, &o.base, 0);
 }
 
-static const struct gmethod ka_method = {"/etcdserverpb.Lease/LeaseKeepAlive", 1, 1, ka_call,
-					 NULL, NULL, NULL};
+static const struct gmethod ka_method = {
+	"/etcdserverpb.Lease/LeaseKeepAlive", 1, 1, ka_call, NULL, NULL, NULL};
 
 int glease_ka_open(struct gstream *s)
 {

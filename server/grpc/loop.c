@@ -301,9 +301,9 @@ int grpcsrv_start(node *n, const grpcsrv_opts *o, char *err, size_t errlen)
 	if (L.running)
 		return 0;
 	grpcsrv.n = n;
-	grpcsrv.max_msg = (o->max_request_bytes ? o->max_request_bytes
-						: EF_DEFAULT_MAX_REQUEST_BYTES) +
-			  512 * 1024;
+	grpcsrv.max_msg =
+		(o->max_request_bytes ? o->max_request_bytes : EF_DEFAULT_MAX_REQUEST_BYTES) +
+		512 * 1024;
 	snprintf(grpcsrv.adv_urls, sizeof(grpcsrv.adv_urls), "%s",
 		 o->advertise_client_urls ? o->advertise_client_urls : "");
 	L.epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -10,6 +10,7 @@
  *               alarm that is not raised
  *   Defragment  LMDB reuses freed pages in place, so there is nothing to
  *               compact: answered with a header, like etcd after a defrag
+ *   Hash(KV)    CRC32C of the key-values visible at a revision (hash_at)
  *   MemberList  client URLs: the http(s):// ones a member advertises (what a
  *               gRPC client can dial); its native tcp:// ones when it has none
  *   Auth        as etcd 3.4 with auth disabled: Authenticate fails with
@@ -17,9 +18,11 @@
  *               user and role lists are empty
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "grpc_int.h"
+#include "../wal.h"
 
 #define UNPACK(call, T, desc) ((T *)gcall_decode((call), &(desc)))
 
@@ -114,6 +117,14 @@ static char *cstr(ef_arena *a, ef_buf b)
 	return s;
 }
 
+static int by_id(const void *a, const void *b)
+{
+	uint64_t x = (*(Etcdserverpb__Member *const *)a)->id;
+	uint64_t y = (*(Etcdserverpb__Member *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
 void gcluster_member_list(struct gcall *c)
 {
 	ef_msg req = {.type = EF_MSG_MEMBER_LIST}, resp;
@@ -128,6 +139,7 @@ void gcluster_member_list(struct gcall *c)
 		return;
 	l = &resp.u.member_list_resp;
 	gconv_header(&h, &resp.hdr);
+	h.revision = 0; /* etcd's cluster service fills no revision */
 	o.header = &h;
 	o.n_members = l->n_members;
 	o.members = ef_arena_alloc(c->arena, (l->n_members ? l->n_members : 1) * sizeof(void *));
@@ -159,10 +171,12 @@ void gcluster_member_list(struct gcall *c)
 			http |= is_http(m->client_urls[k]);
 		for (uint32_t k = 0; k < m->n_client_urls; k++)
 			if (!http || is_http(m->client_urls[k]))
-				d->clienturls[d->n_clienturls++] = cstr(c->arena, m->client_urls[k]);
+				d->clienturls[d->n_clienturls++] =
+					cstr(c->arena, m->client_urls[k]);
 		d->islearner = m->is_learner;
 		o.members[i] = d;
 	}
+	qsort(o.members, o.n_members, sizeof(*o.members), by_id); /* etcd lists by ID */
 	gcall_reply(c, &o.base);
 }
 
@@ -221,5 +235,75 @@ void ghealth_check(struct gcall *c)
 		    grpc__health__v1__health_check_request__descriptor))
 		return;
 	o.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+	gcall_reply(c, &o.base);
+}
+
+/* ------------------------------------------------------------------ */
+/* Hash, HashKV                                                         */
+
+/* CRC32C of every key-value (key, value, revisions, version, lease) at
+ * revision rev (0: current), in key order.  etcd hashes its bolt rows of
+ * every revision since the compaction; etcfs hashes the visible state at
+ * the revision, which serves the same purpose (members whose hashes at
+ * one revision differ have diverged) but gives other numbers than etcd. */
+static int hash_at(struct gcall *c, int64_t rev, uint32_t *hash, ef_msg *resp)
+{
+	static const uint8_t zero = 0;
+	ef_msg req = {.type = EF_MSG_RANGE};
+	uint32_t h = 0;
+
+	req.u.range.key.p = &zero;
+	req.u.range.key.n = 1;
+	req.u.range.range_end.p = &zero;
+	req.u.range.range_end.n = 1;
+	req.u.range.revision = rev;
+	req.u.range.serializable = 1;
+	if (gcall_node(c, &req, resp))
+		return -1;
+	for (uint32_t i = 0; i < resp->u.range_resp.n_kvs; i++) {
+		const ef_kv *kv = &resp->u.range_resp.kvs[i];
+		uint8_t num[32];
+
+		h = ef_crc32c(h, kv->key.p, kv->key.n);
+		h = ef_crc32c(h, kv->value.p, kv->value.n);
+		ef_be64(num, (uint64_t)kv->create_revision);
+		ef_be64(num + 8, (uint64_t)kv->mod_revision);
+		ef_be64(num + 16, (uint64_t)kv->version);
+		ef_be64(num + 24, (uint64_t)kv->lease);
+		h = ef_crc32c(h, num, sizeof(num));
+	}
+	*hash = h;
+	return 0;
+}
+
+void gmaint_hashkv(struct gcall *c)
+{
+	Etcdserverpb__HashKVRequest *r =
+		UNPACK(c, Etcdserverpb__HashKVRequest, etcdserverpb__hash_kvrequest__descriptor);
+	Etcdserverpb__HashKVResponse o = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
+	Etcdserverpb__ResponseHeader h;
+	node_status st;
+	ef_msg resp;
+
+	if (!r || hash_at(c, r->revision, &o.hash, &resp))
+		return;
+	node_get_status(grpcsrv.n, &st);
+	gconv_header(&h, &resp.hdr);
+	o.header = &h;
+	o.compact_revision = st.compact_revision ? st.compact_revision : -1; /* as etcd */
+	gcall_reply(c, &o.base);
+}
+
+void gmaint_hash(struct gcall *c)
+{
+	Etcdserverpb__HashResponse o = ETCDSERVERPB__HASH_RESPONSE__INIT;
+	Etcdserverpb__ResponseHeader h;
+	ef_msg resp;
+
+	if (!UNPACK(c, Etcdserverpb__HashRequest, etcdserverpb__hash_request__descriptor) ||
+	    hash_at(c, 0, &o.hash, &resp))
+		return;
+	gconv_header(&h, &resp.hdr);
+	o.header = &h;
 	gcall_reply(c, &o.base);
 }
