@@ -422,6 +422,8 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud
 			gstream_fail(s, GS_INTERNAL, "grpc: truncated request message");
 		else if (!s->m->client_stream && !s->msgs)
 			gstream_fail(s, GS_INTERNAL, "grpc: no request message for a unary call");
+		else if (s->m->half_close)
+			s->m->half_close(s);
 	}
 	return 0;
 }

@@ -29,13 +29,14 @@ static int unimplemented_stream(struct gstream *s)
 	return -1;
 }
 
-#define U(path, fn)                              \
-	{                                        \
-		path, 0, 0, fn, NULL, NULL, NULL \
+#define U(p, fn)                       \
+	{                              \
+		.path = p, .unary = fn \
 	}
-#define BIDI(path, pre)                                              \
-	{                                                            \
-		path, 1, 1, NULL, pre##_open, pre##_msg, pre##_close \
+#define BIDI(p, pre)                                                                   \
+	{                                                                              \
+		.path = p, .server_stream = 1, .client_stream = 1, .open = pre##_open, \
+		.msg = pre##_msg, .close = pre##_close                                 \
 	}
 
 static const struct gmethod methods[] = {
@@ -47,7 +48,10 @@ static const struct gmethod methods[] = {
 	BIDI("/etcdserverpb.Watch/Watch", gwatch),
 	U("/etcdserverpb.Lease/LeaseGrant", glease_grant),
 	U("/etcdserverpb.Lease/LeaseRevoke", glease_revoke),
-	BIDI("/etcdserverpb.Lease/LeaseKeepAlive", glease_ka),
+	/* as etcd: the keep-alive stream ends when the client ends its side,
+	 * a watch stream stays open */
+	{"/etcdserverpb.Lease/LeaseKeepAlive", 1, 1, NULL, glease_ka_open, glease_ka_msg,
+	 glease_ka_close, glease_ka_half_close},
 	U("/etcdserverpb.Lease/LeaseTimeToLive", glease_ttl),
 	U("/etcdserverpb.Lease/LeaseLeases", glease_leases),
 	U("/etcdserverpb.Cluster/MemberAdd", unimplemented),
@@ -60,7 +64,7 @@ static const struct gmethod methods[] = {
 	U("/etcdserverpb.Maintenance/Defragment", gmaint_defrag),
 	U("/etcdserverpb.Maintenance/Hash", gmaint_hash),
 	U("/etcdserverpb.Maintenance/HashKV", gmaint_hashkv),
-	{"/etcdserverpb.Maintenance/Snapshot", 1, 0, NULL, unimplemented_stream, NULL, NULL},
+	{"/etcdserverpb.Maintenance/Snapshot", 1, 0, NULL, unimplemented_stream, NULL, NULL, NULL},
 	U("/etcdserverpb.Maintenance/MoveLeader", gmaint_move_leader),
 	U("/etcdserverpb.Auth/AuthEnable", unimplemented),
 	U("/etcdserverpb.Auth/AuthDisable", gauth_disable),
@@ -79,7 +83,7 @@ static const struct gmethod methods[] = {
 	U("/etcdserverpb.Auth/RoleGrantPermission", unimplemented),
 	U("/etcdserverpb.Auth/RoleRevokePermission", unimplemented),
 	U("/grpc.health.v1.Health/Check", ghealth_check),
-	{"/grpc.health.v1.Health/Watch", 1, 0, NULL, unimplemented_stream, NULL, NULL},
+	{"/grpc.health.v1.Health/Watch", 1, 0, NULL, unimplemented_stream, NULL, NULL, NULL},
 };
 
 const struct gmethod *gmethod_find(const char *path, int *unknown_service)

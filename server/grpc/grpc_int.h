@@ -66,8 +66,10 @@ struct gout {
 	int woken; /* on the wake list already */
 	struct gout *wake_next;
 	struct gbuf *head, *tail;
-	size_t bytes; /* queued, not yet taken by nghttp2 */
-	int ended;    /* status below is final; trailers follow the queue */
+	size_t bytes;    /* queued, not yet taken by nghttp2 */
+	int ended;       /* status below is final; trailers follow the queue */
+	int pending;     /* keep-alive calls queued or running */
+	int half_closed; /* the client ended its side (END_STREAM) */
 	int status;
 	char message[256];
 	struct gstream *s; /* loop thread only; NULL once gone */
@@ -122,6 +124,7 @@ struct gmethod {
 	int (*open)(struct gstream *s); /* loop thread; 0 or sends a status */
 	void (*msg)(struct gstream *s, const uint8_t *p, size_t n); /* loop thread */
 	void (*close)(struct gstream *s);                           /* loop thread */
+	void (*half_close)(struct gstream *s);                      /* loop thread, optional */
 };
 
 /* loop.c */
@@ -194,6 +197,7 @@ void glease_leases(struct gcall *c);
 int glease_ka_open(struct gstream *s);
 void glease_ka_msg(struct gstream *s, const uint8_t *p, size_t n);
 void glease_ka_close(struct gstream *s);
+void glease_ka_half_close(struct gstream *s);
 int gwatch_open(struct gstream *s);
 void gwatch_msg(struct gstream *s, const uint8_t *p, size_t n);
 void gwatch_close(struct gstream *s);

@@ -169,8 +169,27 @@ static void ka_call(struct gcall *c)
 	gout_push_msg(c->out, &o.base, 0);
 }
 
-static const struct gmethod ka_method = {
-	"/etcdserverpb.Lease/LeaseKeepAlive", 1, 1, ka_call, NULL, NULL, NULL};
+/* A keep-alive call is done (answered or not): end the stream when the
+ * client has ended its side and nothing else is pending. */
+static void ka_done(struct gout *o)
+{
+	int end;
+
+	pthread_mutex_lock(&o->mu);
+	end = --o->pending == 0 && o->half_closed;
+	pthread_mutex_unlock(&o->mu);
+	if (end)
+		gout_end(o, GS_OK, NULL);
+}
+
+static void ka_call_done(struct gcall *c)
+{
+	ka_call(c);
+	ka_done(c->out);
+}
+
+static const struct gmethod ka_method = {.path = "/etcdserverpb.Lease/LeaseKeepAlive",
+					 .unary = ka_call_done};
 
 int glease_ka_open(struct gstream *s)
 {
@@ -193,7 +212,11 @@ void glease_ka_msg(struct gstream *s, const uint8_t *p, size_t n)
 	call->m = &ka_method;
 	call->out = s->out;
 	gout_ref(s->out);
+	pthread_mutex_lock(&s->out->mu);
+	s->out->pending++;
+	pthread_mutex_unlock(&s->out->mu);
 	if (gloop_submit(call)) {
+		ka_done(s->out);
 		gout_unref(s->out);
 		ef_arena_free(call->arena);
 		free(call->body);
@@ -204,4 +227,16 @@ void glease_ka_msg(struct gstream *s, const uint8_t *p, size_t n)
 
 void glease_ka_close(struct gstream *s)
 {
+}
+
+void glease_ka_half_close(struct gstream *s)
+{
+	int end;
+
+	pthread_mutex_lock(&s->out->mu);
+	s->out->half_closed = 1;
+	end = s->out->pending == 0;
+	pthread_mutex_unlock(&s->out->mu);
+	if (end)
+		gout_end(s->out, GS_OK, NULL);
 }
