@@ -121,10 +121,10 @@ void gout_end(struct gout *o, int status, const char *msg)
 /* ------------------------------------------------------------------ */
 /* Responses                                                            */
 
-#define NV(n, v)                                                                     \
-	{                                                                            \
-		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),            \
-			NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE \
+#define NV(n, v)                                                          \
+	{                                                                 \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), \
+			NGHTTP2_NV_FLAG_NO_COPY_NAME                      \
 	}
 
 /* grpc-message is percent-encoded (gRPC over HTTP/2, "Percent-Encoded"). */
@@ -174,9 +174,10 @@ void gstream_fail(struct gstream *s, int code, const char *msg)
 	pthread_mutex_lock(&s->out->mu);
 	s->out->ended = 1;
 	pthread_mutex_unlock(&s->out->mu);
-	/* The client may still be sending: it is told to stop. */
-	if (!nghttp2_session_get_stream_remote_close(s->c->sess, s->id))
-		nghttp2_submit_rst_stream(s->c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+	/* The client may still be sending: once the status is on the wire
+	 * (nghttp2 would send an RST_STREAM before queued HEADERS), on_frame_send
+	 * tells it to stop. */
+	s->rst_after = 1;
 }
 
 static ssize_t data_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t len,
@@ -486,6 +487,19 @@ static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t err, void
 	return 0;
 }
 
+static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
+{
+	struct gstream *s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
+
+	if (s && s->rst_after && f->hd.type == NGHTTP2_HEADERS &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		s->rst_after = 0;
+		if (!nghttp2_session_get_stream_remote_close(sess, s->id))
+			nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+	}
+	return 0;
+}
+
 static ssize_t on_send(nghttp2_session *sess, const uint8_t *data, size_t len, int flags, void *ud)
 {
 	struct gconn *c = ud;
@@ -529,6 +543,7 @@ struct gconn *gconn_new(int fd, const void *pre, size_t n)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
 	if (nghttp2_session_server_new(&c->sess, cb, c)) {
 		nghttp2_session_callbacks_del(cb);
 		close(fd);

@@ -84,7 +84,8 @@ struct gstream {
 	const struct gmethod *m;
 	char path[128];
 	int hasleader, bad_encoding;
-	uint8_t *in; /* received bytes not yet cut into messages */
+	int rst_after; /* reset the stream once the trailers-only status is sent */
+	uint8_t *in;   /* received bytes not yet cut into messages */
 	size_t in_len, in_cap;
 	int headers_sent; /* response HEADERS submitted (data provider set up) */
 	int deferred;     /* data provider returned DEFERRED */
