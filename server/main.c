@@ -33,7 +33,7 @@ static void usage(FILE *f)
 		"  --data-dir DIR                   data directory (default \"NAME.etcd\")\n"
 		"  --listen-client-urls URLS        client listeners: http://HOST:PORT serves etcd's gRPC API and the\n"
 		"                                   JSON gateway on one port, tcp://HOST:PORT the native protocol\n"
-		"                                   (default http://localhost:2379,tcp://127.0.0.1:2378)\n"
+		"                                   (default tcp://127.0.0.1:2378,http://localhost:2379)\n"
 		"  --advertise-client-urls URLS     client URLs published to the cluster (default: listen)\n"
 		"  --listen-http-urls URLS          more listeners for the JSON gateway and gRPC, e.g. http://127.0.0.1:2381\n"
 		"  --listen-peer-urls URLS          peer listeners, e.g. tcp://127.0.0.1:2380\n"
@@ -46,6 +46,8 @@ static void usage(FILE *f)
 		"  --max-txn-ops N                  most operations in one txn (default 128)\n"
 		"  --request-timeout MS             how long a request may wait for consensus (default 5000)\n"
 		"  --grpc-workers N                 threads running gRPC requests (default 48)\n"
+		"  --experimental-watch-progress-notify-interval DURATION  progress notifications to idle\n"
+		"                                   watches that asked for them (e.g. 5s; default 10m)\n"
 		"Clustering:\n"
 		"  --initial-advertise-peer-urls URLS  this member's peer URLs as the others know them\n"
 		"  --initial-cluster NAME=URL,...   the cluster's members (default NAME=<advertise peer url>)\n"
@@ -110,6 +112,32 @@ static int parse_u64(const char *flag, const char *v, uint64_t *out)
 	return 0;
 }
 
+/* Go-style duration with one unit: "500ms", "5s", "10m", "1h". */
+static int parse_duration_ms(const char *v, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	unsigned long long mul;
+
+	if (errno || end == v || v[0] == '-')
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else
+		return -1;
+	if (x == 0 || x > UINT32_MAX / mul)
+		return -1;
+	*out = (uint32_t)(x * mul);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -125,8 +153,10 @@ int main(int argc, char **argv)
 	o.nc.cluster_state_new = 1;
 	o.nc.initial_cluster_token = "etcd-cluster";
 	/* As etcd: clients on localhost:2379 (gRPC and JSON); the native
-	 * protocol of the mount and etcfsctl next to it on 2378. */
-	o.listen_client = "http://localhost:2379,tcp://127.0.0.1:2378";
+	 * protocol of the mount and etcfsctl next to it on 2378.  tcp:// comes
+	 * first: the advertised URLs default to these, and a member forwards
+	 * requests to the leader over the first native one. */
+	o.listen_client = "tcp://127.0.0.1:2378,http://localhost:2379";
 	const char *adv_peer = NULL, *state = "new";
 
 	for (int i = 1; i < argc; i++) {
@@ -182,7 +212,15 @@ int main(int argc, char **argv)
 			o.listen_client = val;
 		else if (strcmp(flag, "--advertise-client-urls") == 0)
 			o.nc.advertise_client_urls = val;
-		else if (strcmp(flag, "--listen-http-urls") == 0)
+		else if (strcmp(flag, "--experimental-watch-progress-notify-interval") == 0) {
+			if (parse_duration_ms(val, &o.nc.watch_progress_notify_interval_ms)) {
+				fprintf(stderr,
+					"etcfsd: invalid value \"%s\" for flag %s: want a duration "
+					"such as 5s, 500ms or 10m\n",
+					val, flag);
+				return 2;
+			}
+		} else if (strcmp(flag, "--listen-http-urls") == 0)
 			o.listen_http = val;
 		else if (strcmp(flag, "--listen-peer-urls") == 0)
 			o.nc.listen_peer_urls = val;

@@ -5,7 +5,8 @@
 # throwaway 3-member etcd 3.4; the outputs must be identical byte for byte
 # once what must differ is masked: member, lease and cluster ids, ports,
 # raft terms and indexes, database sizes, the server version, latencies,
-# hashes and the peer URL scheme (etcfs peers speak tcp://).
+# hashes and the peer URL scheme (etcfs peers speak tcp://).  Both run
+# with --experimental-watch-progress-notify-interval 1s.
 source "$(dirname "$0")/lib.sh"
 export ETCDCTL_API=3
 CTL=/usr/bin/etcdctl
@@ -13,8 +14,9 @@ for b in "$CTL" /usr/bin/etcd; do
 	[ -x "$b" ] || { echo "SKIP grpc_etcdctl: $b missing (make deps installs etcd-client, etcd-server)"; exit 0; }
 done
 
-E2E_ADVERTISE_HTTP=1 cluster_start 3
-etcd_start 3
+# progress notifications every second on both (Kubernetes runs etcd with 5s)
+E2E_ADVERTISE_HTTP=1 cluster_start 3 --experimental-watch-progress-notify-interval 1s
+etcd_start 3 --experimental-watch-progress-notify-interval 1s
 EFS_EPS=""
 for i in 1 2 3; do EFS_EPS+="${EFS_EPS:+,}127.0.0.1:${M_HPORT[$i]}"; done
 
@@ -89,6 +91,7 @@ session() {
 	run timeout 3 $c watch --rev 1 k1 -- sh -c 'echo "exec $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_KEY $ETCD_WATCH_VALUE"'
 	(printf 'watch --rev 1 k3\n'; sleep 2) | run timeout 3 $c watch -i
 	run timeout 3 $c watch --rev 3 k1 -w json
+	run timeout 3.5 $c watch --progress-notify k1 | uniq # one line per second
 	local lid
 	lid=$($c lease grant 100 | awk '{print $2}')
 	run $c lease timetolive "$lid"

@@ -155,10 +155,11 @@ leader_index() {
 
 # etcd 3.4 (Debian's etcd-server) for comparisons: etcd_start N starts
 # members e1..eN on random loopback ports (data in T_DIR, killed by the
-# trap); ETCD_EPS is their client URLs.
+# trap); ETCD_EPS is their client URLs.  Extra arguments go to every member.
 ETCD_EPS=""
-etcd_start() {
+etcd_start() { # etcd_start N [extra etcd flags...]
 	local n=$1 i cl="" cp pp
+	shift
 	local -a cps pps
 	for i in $(seq 1 "$n"); do
 		cps[$i]=$(free_port); pps[$i]=$(free_port)
@@ -171,7 +172,7 @@ etcd_start() {
 			--listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
 			--listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
 			--initial-cluster "$cl" --initial-cluster-state new --initial-cluster-token "etcd-e2e-$$" \
-			--logger zap --log-outputs stderr </dev/null >>"$T_DIR/etcd$i.log" 2>&1 &
+			--logger zap --log-outputs stderr "$@" </dev/null >>"$T_DIR/etcd$i.log" 2>&1 &
 		T_PIDS+=("$!")
 		ETCD_EPS+="${ETCD_EPS:+,}127.0.0.1:$cp"
 	done
