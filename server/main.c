@@ -1,7 +1,7 @@
 /*
  * main.c - etcfsd: flags (etcd's names and defaults), start-up order and
- * clean shutdown.  Everything else lives in node.c (the member), net.c (the
- * native client listener) and gateway.c (the HTTP/JSON gateway).
+ * clean shutdown.  Everything else lives in node/ (the member), net.c (the
+ * native client listener) and gateway/ (the HTTP/JSON gateway).
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread and taken with
  * sigwait() here, so shutdown runs in one known place: stop accepting, stop

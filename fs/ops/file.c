@@ -494,23 +494,7 @@ static int truncate_value(const struct kv_val *cur, struct kv_change *out, void 
 /* truncate(2) of a file nobody here has open: one read-modify-write. */
 static int truncate_key(struct fs_mount *m, fuse_ino_t ino, uint64_t size)
 {
-	uint8_t *key;
-	uint32_t klen;
-	int type;
-	int err = ops_inode_key(m, ino, &key, &klen, &type);
-	if (err)
-		return err;
-	if (size > FS_VALUE_MAX(klen)) {
-		free(key);
-		return EFBIG;
-	}
-	ef_kv kv;
-	uint64_t vlen;
-	err = kv_update(m, key, klen, truncate_value, &size, &kv, &vlen);
-	free(key);
-	if (!err)
-		ops_note_kv(m, ino, &kv, vlen);
-	return err;
+	return ops_inode_update(m, ino, size, truncate_value, &size);
 }
 
 static int do_setattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct stat *attr,

@@ -221,6 +221,24 @@ int ops_view_find(struct fs_mount *m, int type, const uint8_t *k, uint32_t n, in
 	return 0;
 }
 
+/* Fill e with the directory inode of t (m->mu held).  1 when e is set. */
+static int entry_dir_locked(struct fs_mount *m, struct target *t, struct fuse_entry_param *e)
+{
+	struct fs_inode *in = inode_get(m, FS_DIR, t->dk, t->dklen);
+	if (in)
+		ops_fill_entry(m, in, e);
+	return in != NULL;
+}
+
+/* entry_dir_locked, taking m->mu. */
+static int entry_dir(struct fs_mount *m, struct target *t, struct fuse_entry_param *e)
+{
+	pthread_mutex_lock(&m->mu);
+	int ok = entry_dir_locked(m, t, e);
+	pthread_mutex_unlock(&m->mu);
+	return ok;
+}
+
 static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, int reflector,
 		     struct fuse_entry_param *e)
 {
@@ -264,28 +282,16 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 			if (m->view.k[i].exists && m->view.k[i].klen >= t.dklen &&
 			    memcmp(m->view.k[i].key, t.dk, t.dklen) == 0)
 				under = 1;
-		if (!found && ((dinview && dex) || (!inview && !dinview && under))) {
-			in = inode_get(m, FS_DIR, t.dk, t.dklen);
-			if (in) {
-				ops_fill_entry(m, in, e);
-				found = 1;
-			}
-		}
+		if (!found && ((dinview && dex) || (!inview && !dinview && under)))
+			found = entry_dir_locked(m, &t, e);
 		pthread_mutex_unlock(&m->mu);
 		if (!inview && !dinview && !under) {
 			int ne = 0;
 			rv = rrev > 1 ? kv_prefix_nonempty_at(m, t.dk, t.dklen, rrev - 1, skip,
 							      skiplen, &ne)
 				      : kv_prefix_nonempty(m, t.dk, t.dklen, 1, skip, skiplen, &ne);
-			if (rv == 0 && ne) {
-				pthread_mutex_lock(&m->mu);
-				in = inode_get(m, FS_DIR, t.dk, t.dklen);
-				if (in) {
-					ops_fill_entry(m, in, e);
-					found = 1;
-				}
-				pthread_mutex_unlock(&m->mu);
-			}
+			if (rv == 0 && ne)
+				found = entry_dir(m, &t, e);
 		}
 		free(skipbuf);
 		ops_target_free(&t);
@@ -323,15 +329,8 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		if (isdir < 0)
 			rv = kv_prefix_nonempty(m, t.dk, t.dklen, serial(m),
 						t.kind == NAME_CHUNK ? t.fk : NULL, t.fklen, &ne);
-		if (rv == 0 && ne) {
-			pthread_mutex_lock(&m->mu);
-			in = inode_get(m, FS_DIR, t.dk, t.dklen);
-			if (in) {
-				ops_fill_entry(m, in, e);
-				found = 1;
-			}
-			pthread_mutex_unlock(&m->mu);
-		}
+		if (rv == 0 && ne)
+			found = entry_dir(m, &t, e);
 	}
 	if (rv == 0 && !found && t.kind != NAME_CHUNK) {
 		struct kv_val v = fv;
@@ -414,8 +413,7 @@ int ops_refresh_file(struct fs_mount *m, fuse_ino_t ino)
 {
 	uint8_t *key;
 	uint32_t klen;
-	int type;
-	int err = ops_inode_key(m, ino, &key, &klen, &type);
+	int err = ops_inode_key(m, ino, &key, &klen, NULL);
 	if (err)
 		return err;
 	struct kv_val v;
@@ -453,6 +451,27 @@ void ops_note_kv(struct fs_mount *m, fuse_ino_t ino, const ef_kv *kv, uint64_t s
 	if (in)
 		inode_set_kv(in, kv, size);
 	pthread_mutex_unlock(&m->mu);
+}
+
+int ops_inode_update(struct fs_mount *m, fuse_ino_t ino, uint64_t max_size, kv_update_fn fn,
+		     void *arg)
+{
+	uint8_t *key;
+	uint32_t klen;
+	int err = ops_inode_key(m, ino, &key, &klen, NULL);
+	if (err)
+		return err;
+	if (max_size > FS_VALUE_MAX(klen)) {
+		free(key);
+		return EFBIG;
+	}
+	ef_kv kv;
+	uint64_t vlen;
+	err = kv_update(m, key, klen, fn, arg, &kv, &vlen);
+	free(key);
+	if (!err)
+		ops_note_kv(m, ino, &kv, vlen);
+	return err;
 }
 
 static int do_getattr(struct fs_mount *m, fuse_ino_t ino, int reflector, struct stat *st,

@@ -84,6 +84,12 @@ int ops_view_find(struct fs_mount *m, int type, const uint8_t *k, uint32_t n, in
 int ops_refresh_file(struct fs_mount *m, fuse_ino_t ino);
 /* This mount wrote kv (a value of size bytes) to the key of ino: record it. */
 void ops_note_kv(struct fs_mount *m, fuse_ino_t ino, const ef_kv *kv, uint64_t size);
+/* kv_update of the key of ino with (fn, arg), then ops_note_kv of the
+ * result.  max_size: the largest value fn may write, checked against the
+ * key's FS_VALUE_MAX before the cluster is asked (EFBIG); 0 when fn keeps
+ * the value.  0 or an errno. */
+int ops_inode_update(struct fs_mount *m, fuse_ino_t ino, uint64_t max_size, kv_update_fn fn,
+		     void *arg);
 /* A directory this mount emptied stays reachable by name until rmdir:
  * ops_linger_mark after removing a name from parent, ops_linger_clear when
  * t's directory itself was removed (lookup.c, lookup_lingering). */

@@ -211,19 +211,7 @@ static int lease_value(const struct kv_val *cur, struct kv_change *out, void *ar
 /* Attach lease id (0 detaches) to the key of ino, keeping its value. */
 static int attach_lease(struct fs_mount *m, fuse_ino_t ino, int64_t id)
 {
-	uint8_t *key;
-	uint32_t klen;
-	int type;
-	int err = ops_inode_key(m, ino, &key, &klen, &type);
-	if (err)
-		return err;
-	ef_kv kv;
-	uint64_t vlen;
-	err = kv_update(m, key, klen, lease_value, &id, &kv, &vlen);
-	free(key);
-	if (!err)
-		ops_note_kv(m, ino, &kv, vlen);
-	return err;
+	return ops_inode_update(m, ino, 0, lease_value, &id);
 }
 
 static int parse_i64(const char *v, size_t n, int hex_ok, int64_t *out)

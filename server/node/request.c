@@ -97,12 +97,7 @@ void node_propose_internal(node *n, const ef_msg *req)
 	e->data = p;
 	e->len = len;
 	/* called on the loop thread: queue directly */
-	e->next = NULL;
-	if (n->held_tail)
-		n->held_tail->next = e;
-	else
-		n->held_head = e;
-	n->held_tail = e;
+	node_hold(n, e);
 }
 
 /* ------------------------------------------------------------------ */
