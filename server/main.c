@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gateway.h"
+#include "grpc.h"
 #include "log.h"
 #include "net.h"
 #include "node.h"
@@ -30,9 +31,11 @@ static void usage(FILE *f)
 		"Member:\n"
 		"  --name NAME                      human-readable member name (default \"default\")\n"
 		"  --data-dir DIR                   data directory (default \"NAME.etcd\")\n"
-		"  --listen-client-urls URLS        native client listeners, e.g. tcp://127.0.0.1:2379\n"
+		"  --listen-client-urls URLS        client listeners: http://HOST:PORT serves etcd's gRPC API and the\n"
+		"                                   JSON gateway on one port, tcp://HOST:PORT the native protocol\n"
+		"                                   (default tcp://127.0.0.1:2378,http://localhost:2379)\n"
 		"  --advertise-client-urls URLS     client URLs published to the cluster (default: listen)\n"
-		"  --listen-http-urls URLS          HTTP/JSON gateway (etcd v3 JSON API), e.g. http://127.0.0.1:2381\n"
+		"  --listen-http-urls URLS          more listeners for the JSON gateway and gRPC, e.g. http://127.0.0.1:2381\n"
 		"  --listen-peer-urls URLS          peer listeners, e.g. tcp://127.0.0.1:2380\n"
 		"  --heartbeat-interval MS          heartbeat interval (default 100)\n"
 		"  --election-timeout MS            election timeout (default 1000)\n"
@@ -42,6 +45,9 @@ static void usage(FILE *f)
 		"  --max-request-bytes N            largest request accepted (default 1572864)\n"
 		"  --max-txn-ops N                  most operations in one txn (default 128)\n"
 		"  --request-timeout MS             how long a request may wait for consensus (default 5000)\n"
+		"  --grpc-workers N                 threads running gRPC requests (default 48)\n"
+		"  --experimental-watch-progress-notify-interval DURATION  progress notifications to idle\n"
+		"                                   watches that asked for them (e.g. 5s; default 10m)\n"
 		"Clustering:\n"
 		"  --initial-advertise-peer-urls URLS  this member's peer URLs as the others know them\n"
 		"  --initial-cluster NAME=URL,...   the cluster's members (default NAME=<advertise peer url>)\n"
@@ -57,7 +63,41 @@ static void usage(FILE *f)
 struct opts {
 	node_config nc;
 	const char *listen_client, *listen_http;
+	int grpc_workers;
 };
+
+/* Split --listen-client-urls: tcp:// (and bare HOST:PORT) URLs go to the
+ * native listener, http:// ones to the gateway, whose accept path hands
+ * HTTP/2 connections to the gRPC server.  https:// waits for TLS. */
+static int split_client_urls(const char *urls, char *native, size_t nn, char *http, size_t hn)
+{
+	const char *p = urls;
+
+	native[0] = http[0] = 0;
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		int len = comma ? (int)(comma - p) : (int)strlen(p);
+		char *dst = native;
+		size_t cap = nn;
+
+		if (len > 8 && strncmp(p, "https://", 8) == 0) {
+			fprintf(stderr,
+				"etcfsd: %.*s: https:// client URLs need TLS, which etcfsd "
+				"does not serve yet\n",
+				len, p);
+			return -1;
+		}
+		if (len > 7 && strncmp(p, "http://", 7) == 0) {
+			dst = http;
+			cap = hn;
+		}
+		if (len && strlen(dst) + (size_t)len + 2 < cap)
+			snprintf(dst + strlen(dst), cap - strlen(dst), "%s%.*s", dst[0] ? "," : "",
+				 len, p);
+		p = comma ? comma + 1 : NULL;
+	}
+	return 0;
+}
 
 static int parse_u64(const char *flag, const char *v, uint64_t *out)
 {
@@ -71,6 +111,32 @@ static int parse_u64(const char *flag, const char *v, uint64_t *out)
 		return -1;
 	}
 	*out = x;
+	return 0;
+}
+
+/* Go-style duration with one unit: "500ms", "5s", "10m", "1h". */
+static int parse_duration_ms(const char *v, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	unsigned long long mul;
+
+	if (errno || end == v || v[0] == '-')
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else
+		return -1;
+	if (x == 0 || x > UINT32_MAX / mul)
+		return -1;
+	*out = (uint32_t)(x * mul);
 	return 0;
 }
 
@@ -88,7 +154,11 @@ int main(int argc, char **argv)
 	o.nc.request_timeout_ms = 5000;
 	o.nc.cluster_state_new = 1;
 	o.nc.initial_cluster_token = "etcd-cluster";
-	o.listen_client = "tcp://127.0.0.1:2379";
+	/* As etcd: clients on localhost:2379 (gRPC and JSON); the native
+	 * protocol of the mount and etcfsctl next to it on 2378.  tcp:// comes
+	 * first: the advertised URLs default to these, and a member forwards
+	 * requests to the leader over the first native one. */
+	o.listen_client = "tcp://127.0.0.1:2378,http://localhost:2379";
 	const char *adv_peer = NULL, *state = "new";
 
 	for (int i = 1; i < argc; i++) {
@@ -140,6 +210,7 @@ int main(int argc, char **argv)
 		NUMFLAG("--max-request-bytes", o.nc.max_request_bytes)
 		NUMFLAG("--max-txn-ops", o.nc.max_txn_ops)
 		NUMFLAG("--request-timeout", o.nc.request_timeout_ms)
+		NUMFLAG("--grpc-workers", o.grpc_workers)
 #undef NUMFLAG
 		if (strcmp(flag, "--name") == 0)
 			o.nc.name = val;
@@ -149,7 +220,15 @@ int main(int argc, char **argv)
 			o.listen_client = val;
 		else if (strcmp(flag, "--advertise-client-urls") == 0)
 			o.nc.advertise_client_urls = val;
-		else if (strcmp(flag, "--listen-http-urls") == 0)
+		else if (strcmp(flag, "--experimental-watch-progress-notify-interval") == 0) {
+			if (parse_duration_ms(val, &o.nc.watch_progress_notify_interval_ms)) {
+				fprintf(stderr,
+					"etcfsd: invalid value \"%s\" for flag %s: want a duration "
+					"such as 5s, 500ms or 10m\n",
+					val, flag);
+				return 2;
+			}
+		} else if (strcmp(flag, "--listen-http-urls") == 0)
 			o.listen_http = val;
 		else if (strcmp(flag, "--listen-peer-urls") == 0)
 			o.nc.listen_peer_urls = val;
@@ -214,6 +293,13 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	char native[1024], http[2048];
+	if (split_client_urls(o.listen_client, native, sizeof native, http, sizeof http))
+		return 2;
+	if (o.listen_http && *o.listen_http)
+		snprintf(http + strlen(http), sizeof http - strlen(http), "%s%s",
+			 http[0] ? "," : "", o.listen_http);
+
 	char err[1024] = "";
 	node *n;
 	int rv = node_start(&o.nc, &n, err, sizeof err);
@@ -221,26 +307,35 @@ int main(int argc, char **argv)
 		fprintf(stderr, "etcfsd: %s\n", err[0] ? err : "cannot start");
 		return 1;
 	}
-	if (net_start(n, o.listen_client, o.nc.max_request_bytes, err, sizeof err) != 0) {
+	if (native[0] && net_start(n, native, o.nc.max_request_bytes, err, sizeof err) != 0) {
 		fprintf(stderr, "etcfsd: %s\n", err);
 		node_stop(n);
 		return 1;
 	}
 	gateway_set_limits(o.nc.max_request_bytes, 0);
-	if (o.listen_http && gateway_start(n, o.listen_http, err, sizeof err) != 0) {
+	grpcsrv_opts go = {.max_request_bytes = o.nc.max_request_bytes,
+			   .workers = o.grpc_workers,
+			   .advertise_client_urls = o.nc.advertise_client_urls};
+	if (http[0] && (grpcsrv_start(n, &go, err, sizeof err) != 0 ||
+			gateway_start(n, http, err, sizeof err) != 0)) {
 		fprintf(stderr, "etcfsd: %s\n", err);
-		net_stop();
+		grpcsrv_stop();
+		if (native[0])
+			net_stop();
 		node_stop(n);
 		return 1;
 	}
-	log_info("serving clients on %s%s%s", o.listen_client, o.listen_http ? ", HTTP on " : "",
-		 o.listen_http ? o.listen_http : "");
+	log_info("serving clients: native on %s, gRPC and HTTP/JSON on %s",
+		 native[0] ? native : "-", http[0] ? http : "-");
 	int sig = 0;
 	sigwait(&set, &sig);
 	log_info("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	if (o.listen_http)
+	if (http[0]) {
 		gateway_stop();
-	net_stop();
+		grpcsrv_stop();
+	}
+	if (native[0])
+		net_stop();
 	node_stop(n);
 	log_info("stopped");
 	fflush(stderr);

@@ -33,6 +33,9 @@ typedef struct node_config {
 	uint64_t quota_bytes;
 	uint32_t max_request_bytes, max_txn_ops;
 	int request_timeout_ms; /* how long node_call waits (default 5000) */
+	/* idle watches created with progress_notify hear from the hub this
+	 * often (0: the hub's default, 10 minutes as etcd's) */
+	uint32_t watch_progress_notify_interval_ms;
 } node_config;
 
 int node_start(const node_config *cfg, node **out, char *err, size_t errlen);

@@ -24,6 +24,7 @@
 
 #include "../../common/clock.h"
 #include "gateway_int.h"
+#include "../grpc.h"
 
 /* ------------------------------------------------------------------ */
 /* Connections                                                          */
@@ -62,6 +63,24 @@ static void *conn_main(void *arg)
 	struct conn *c = arg;
 	struct http_req r;
 
+	/* gRPC shares the port: a connection opening with the HTTP/2 preface
+	 * goes to server/grpc/ with the bytes read so far. */
+	while (grpcsrv_running()) {
+		int h2 = grpcsrv_preface(c->buf, c->len);
+
+		if (h2 == 0)
+			break;
+		if (h2 > 0) {
+			grpcsrv_adopt(c->fd, c->buf, c->len);
+			c->fd = -1;
+			conn_free(c);
+			return NULL;
+		}
+		if (gw_conn_fill(c, clock_mono_ms() + IDLE_TIMEOUT_MS) <= 0) {
+			conn_free(c);
+			return NULL;
+		}
+	}
 	while (!atomic_load(&gw.stopping)) {
 		if (gw_read_request(c, &r))
 			break;

@@ -232,6 +232,8 @@ int node_start(const node_config *cfg, node **out, char *err, size_t errlen)
 	pthread_mutex_unlock(&n->mu);
 	if (!n->hub)
 		n->hub = watchhub_new(n->st, hub_hdr, n);
+	if (n->hub && cfg->watch_progress_notify_interval_ms)
+		watchhub_set_progress_interval_ms(n->hub, cfg->watch_progress_notify_interval_ms);
 	node_members_load_attrs(n);
 	n->scratch = ef_arena_new();
 	node_metrics_register(n);

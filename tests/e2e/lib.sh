@@ -93,10 +93,12 @@ ctl() { "$ETCFSCTL" --endpoints "$(endpoints)" "$@"; }
 ctl_on() { local i=$1; shift; "$ETCFSCTL" --endpoints "tcp://127.0.0.1:${M_CPORT[$i]}" "$@"; }
 
 member_start() { # member_start I (uses M_FLAGS, cluster spec in T_CLUSTER)
-	local i=$1
+	local i=$1 adv="tcp://127.0.0.1:${M_CPORT[$i]}"
+	# gRPC tests: members also advertise their gRPC/JSON URL (member list)
+	[ "${E2E_ADVERTISE_HTTP:-0}" = 1 ] && adv+=",http://127.0.0.1:${M_HPORT[$i]}"
 	setsid "$ETCFSD" --name "m$i" --data-dir "$T_DIR/m$i" \
 		--listen-client-urls "tcp://127.0.0.1:${M_CPORT[$i]}" \
-		--advertise-client-urls "tcp://127.0.0.1:${M_CPORT[$i]}" \
+		--advertise-client-urls "$adv" \
 		--listen-peer-urls "tcp://127.0.0.1:${M_PPORT[$i]}" \
 		--initial-advertise-peer-urls "tcp://127.0.0.1:${M_PPORT[$i]}" \
 		--listen-http-urls "http://127.0.0.1:${M_HPORT[$i]}" \
@@ -170,6 +172,33 @@ leader_index() {
 		if [ -n "$lid" ]; then echo "$i"; return 0; fi
 	done
 	return 1
+}
+
+# etcd 3.4 (Debian's etcd-server) for comparisons: etcd_start N starts
+# members e1..eN on random loopback ports (data in T_DIR, killed by the
+# trap); ETCD_EPS is their client URLs.  Extra arguments go to every member.
+ETCD_EPS=""
+etcd_start() { # etcd_start N [extra etcd flags...]
+	local n=$1 i cl="" cp pp
+	shift
+	local -a cps pps
+	for i in $(seq 1 "$n"); do
+		cps[$i]=$(free_port); pps[$i]=$(free_port)
+		cl+="${cl:+,}m$i=http://127.0.0.1:${pps[$i]}"
+	done
+	ETCD_EPS=""
+	for i in $(seq 1 "$n"); do
+		cp=${cps[$i]}; pp=${pps[$i]}
+		setsid /usr/bin/etcd --name "m$i" --data-dir "$T_DIR/etcd$i" \
+			--listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+			--listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+			--initial-cluster "$cl" --initial-cluster-state new --initial-cluster-token "etcd-e2e-$$" \
+			--logger zap --log-outputs stderr "$@" </dev/null >>"$T_DIR/etcd$i.log" 2>&1 &
+		T_PIDS+=("$!")
+		ETCD_EPS+="${ETCD_EPS:+,}127.0.0.1:$cp"
+	done
+	wait_for 60 "etcd cluster healthy" env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EPS" \
+		--command-timeout 2s endpoint health
 }
 
 t_finish() { # exit status for run.sh
