@@ -465,11 +465,14 @@ int resync_run(struct fs_mount *m)
 	m->need_resync = 0;
 	pthread_mutex_unlock(&m->mu);
 	struct rs_list del = {0};
+	/* one view for the whole replay, as for one revision (replay.c) */
+	reflect_view_reset(m);
 	rv = resync_known(m, &s, gap, &del);
 	if (rv == 0)
 		resync_unknown(m, &s, gap, &del);
 	if (rv == 0)
 		rv = resync_dirs(m, &s, &del);
+	reflect_view_reset(m);
 	if (rv)
 		fprintf(stderr, "etcfs: resync: %s\n", ef_strerror(rv));
 	pthread_mutex_lock(&m->mu);
