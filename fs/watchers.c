@@ -26,8 +26,10 @@
  * their watches (inode number and device in hex, the kernel's dev_t), the
  * queue length is FIONREAD on a copy of the descriptor (pidfd_getfd), and
  * /proc/PID/task/TID/syscall tells which syscall each thread waits in
- * ("running" when it is on a CPU or runnable).  A process we may not
- * inspect counts as busy until the deadline.
+ * ("running" when it is on a CPU or runnable, as a thread woken by the
+ * event is until it runs).  A process whose /proc/PID/fd we may not read
+ * (another user's, when the daemon is not root) is not seen at all; one
+ * whose queue we may not read is judged by its threads alone.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -268,8 +270,10 @@ void watchers_settle(struct fs_mount *m, const char *parent, const char *dir)
 		for (size_t k = 0; k < n;) {
 			int w = instance_watches(&todo[k], kdev, (unsigned long)ds.st_ino);
 			int done = w != 0; /* watches it, or gone */
-			if (!done && instance_queued(&todo[k]) == 0 && process_waiting(todo[k].pid))
-				done = instance_queued(&todo[k]) == 0; /* still nothing new */
+			/* (-1: the queue cannot be read; a thread woken by the
+			 * event is "running" until it has read it anyway) */
+			if (!done && instance_queued(&todo[k]) <= 0 && process_waiting(todo[k].pid))
+				done = instance_queued(&todo[k]) <= 0; /* still nothing new */
 			if (done)
 				todo[k] = todo[--n];
 			else
