@@ -482,6 +482,9 @@ int reflect_still_mounted(struct fs_mount *m);
  * waiting without one, so files made inside dir next are seen by the
  * recursive ones.  Bounded; returns at once when nobody watches parent. */
 void watchers_settle(struct fs_mount *m, const char *parent, const char *dir);
+/* The list of inotify instances is read again at the next settle (a batch
+ * starts: a watcher started since is waited for too).  Reflector thread. */
+void watchers_forget(void);
 
 /* ---- resync.c ---- */
 /* The watch was lost for good: re-read the prefix, replay what changed

@@ -140,6 +140,7 @@ void reflect_view_reset(struct fs_mount *m)
 	m->view.k = NULL;
 	m->view.n = m->view.cap = 0;
 	pthread_mutex_unlock(&m->mu);
+	watchers_forget();
 }
 
 static void inval_file(struct fs_mount *m, const uint8_t *key, uint32_t klen)

@@ -56,8 +56,8 @@ struct instance {
 	int fd;
 };
 
-/* Inotify instances of every process but this one, cached for SCAN_TTL_MS
- * (reflector thread only). */
+/* Inotify instances of every process but this one, cached for one batch
+ * (watchers_forget) and at most SCAN_TTL_MS (reflector thread only). */
 static struct instance *inst;
 static size_t ninst, capinst;
 static int64_t inst_time_ms;
@@ -243,6 +243,11 @@ static unsigned long kernel_dev(dev_t d)
 {
 	/* fdinfo prints the kernel's dev_t: major << 20 | minor */
 	return ((unsigned long)major(d) << 20) | minor(d);
+}
+
+void watchers_forget(void)
+{
+	inst_time_ms = 0;
 }
 
 void watchers_settle(struct fs_mount *m, const char *parent, const char *dir)
