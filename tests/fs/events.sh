@@ -166,6 +166,23 @@ $(rmdir_ev "$t-ttl")"
 ON=2
 run_cases live
 
+# ---- one revision of more events than any fixed batch: 300 keys deleted ----
+want="CREATE,ISDIR many"
+for t in 0 1 2; do
+	keys=()
+	for i in $(seq $((t * 100 + 100)) $((t * 100 + 199))); do
+		keys+=("many/k$i")
+		want+=$'\n'$(created "many/k$i")
+	done
+	txn_puts "${keys[@]}"
+done
+expect_events "300 keys put in three txns: one CREATE,ISDIR, then each file" "$want"
+ctl_on 2 del "${PREFIX}many/" --prefix >/dev/null
+want=""
+for i in $(seq 100 399); do want+="DELETE many/k$i"$'\n'; done
+want+=$(rmdir_ev many)
+expect_events "prefix delete of 300 keys (one revision): DELETE each, then the directory" "$want"
+
 # ---- the same after the mount's member died (the watch fails over) ----
 member_kill 1
 ON=3
