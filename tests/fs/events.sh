@@ -128,6 +128,13 @@ MOVED_TO $t-r/g"
 MOVED_TO,ISDIR $t-r2
 MOVE_SELF $t-r2"
 	check "$t: renamed file readable" test "$(cat "$A/$t-r2/g")" = one
+	echo two >"$B/$t-r2/h"
+	rm -r "$B/$t-r2"
+	expect_events "$t: rm -r on another mount: the same events as a local rm -r" \
+		"$(created "$t-r2/h")
+DELETE $t-r2/g
+DELETE $t-r2/h
+$(rmdir_ev "$t-r2")"
 
 	# ---- moves between directories (etcfsctl txns) ----
 	txn_puts "$t-m1/f" "$t-m1/g"
@@ -143,9 +150,8 @@ MOVED_TO $t-m2/f"
 		"MOVED_FROM $t-m1/g
 MOVED_TO $t-m2/g
 $(rmdir_ev "$t-m1")"
-	printf '\ndel %s --prefix\nput %s v-%s\nput %s v-%s\n\n' "$PREFIX$t-m2/" \
-		"$PREFIX$t-m3/f" "$t-m1/f" "$PREFIX$t-m3/g" "$t-m1/g" | ctl_on "$ON" txn >/dev/null
-	expect_events "$t: txn moving every key of a directory: one move of the directory" \
+	gw /v3/kv/txn "{\"success\":[{\"request_delete_range\":{\"key\":\"$(b64 "$PREFIX$t-m2/")\",\"range_end\":\"$(b64 "$PREFIX$t-m20")\"}},{\"request_put\":{\"key\":\"$(b64 "$PREFIX$t-m3/f")\",\"value\":\"$(b64 "v-$t-m1/f")\"}},{\"request_put\":{\"key\":\"$(b64 "$PREFIX$t-m3/g")\",\"value\":\"$(b64 "v-$t-m1/g")\"}}]}"
+	expect_events "$t: gateway txn moving every key of a directory: one move of the directory" \
 		"MOVED_FROM,ISDIR $t-m2
 MOVED_TO,ISDIR $t-m3
 MOVE_SELF $t-m3"
