@@ -220,11 +220,12 @@ struct fs_opts {
 };
 
 /* The reflector's view of the revision being replayed: what its own lookups
- * must answer for every name the replay has touched so far (the state
- * before it touched one, then after).  An entry lives until the whole
- * revision is replayed (reflect.c, view_reset), so a later step of the same
- * revision finds the directories and files an earlier step made or removed,
- * and asks the cluster (as of the revision before) only about the rest. */
+ * must answer for the names the replay touches (the state before it touched
+ * one, then after).  A directory's entry lives until the whole revision is
+ * replayed (replay.c, reflect_view_reset), so a later step finds the
+ * directories an earlier step made or removed; a file's only while its own
+ * syscalls run.  Other names are asked of the cluster as of the revision
+ * before. */
 struct fs_view_ent {
 	int type; /* FS_FILE: key is the file key; FS_DIR: key is the dir prefix */
 	uint8_t *key;

@@ -23,13 +23,13 @@
  *     rename of the directory.
  *
  * The FUSE handlers recognise the reflector's syscalls by thread id and
- * answer them from m->view, the state of every name the batch has touched
- * so far, and otherwise from the cluster as of the revision before the
- * batch (lookup.c).  The view lives until the batch ends: a later step
- * sees what an earlier one made.  Without that, the kernel's forced lookup
- * of mkdir's target (LOOKUP_EXCL) answered "absent" for a directory made a
- * moment before and every file of a new directory made its own
- * CREATE,ISDIR.
+ * answer them from m->view and otherwise from the cluster as of the
+ * revision before the batch (lookup.c).  The view holds every directory
+ * the batch has made or removed until the batch ends, so a later step sees
+ * what an earlier one did (without that, the kernel's forced lookup of
+ * mkdir's target, LOOKUP_EXCL, answered "absent" for a directory made a
+ * moment before, and every file of a new directory made its own
+ * CREATE,ISDIR), and the file being replayed while its syscalls run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -118,6 +118,20 @@ static void view_put(struct fs_mount *m, int type, const uint8_t *key, uint32_t 
 		e->kv = *kv;
 		e->kv.key = e->kv.value = (ef_buf){NULL, 0};
 		e->size = size;
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* A file's entry is needed only while its own syscalls run: drop it after,
+ * so the view holds the batch's directories and one or two files (a batch
+ * may delete 100,000 keys; every reflector lookup walks the view). */
+static void view_drop(struct fs_mount *m, int type, const uint8_t *key, uint32_t klen)
+{
+	pthread_mutex_lock(&m->mu);
+	struct fs_view_ent *e = view_find(m, type, key, klen);
+	if (e) {
+		free(e->key);
+		*e = m->view.k[--m->view.n];
 	}
 	pthread_mutex_unlock(&m->mu);
 }
@@ -270,24 +284,97 @@ static int local_below(struct fs_mount *m, const uint8_t *dk, uint32_t dklen)
 	return local;
 }
 
-/* After a key left (deleted or moved away): remove the directories above
- * it that hold no key any more, deepest first, stopping at the first that
- * still holds one or that a later delete of the batch (pending[], NULL
- * when none) will empty: that one goes after its last file, as `rm -r`
- * removes a directory after its content.  self: key is a directory prefix
- * that may go too (a deleted marker). */
+/* For each directory above a deleted key of the batch, the index of the
+ * batch's last delete below it (sorted by key, for bsearch). */
+struct last_del {
+	const uint8_t *key; /* points into an event's key */
+	uint32_t len;
+	int last;
+};
+
+static int last_del_cmp(const void *x, const void *y)
+{
+	const struct last_del *a = x, *b = y;
+	int c = memcmp(a->key, b->key, a->len < b->len ? a->len : b->len);
+	return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+struct last_dels {
+	struct last_del *d;
+	size_t n;
+};
+
+/* Index the deletes of v[0..n-1].  0 or ENOMEM (then every directory is
+ * checked after each delete, as if it had no later one). */
+static int last_dels_build(struct fs_mount *m, struct reflect_ev **v, int n, struct last_dels *ld)
+{
+	size_t cap = 0;
+	ld->d = NULL;
+	ld->n = 0;
+	for (int i = 0; i < n; i++) {
+		if (v[i]->type != EF_EVENT_DELETE)
+			continue;
+		uint32_t top =
+			is_marker_key(m, v[i]->key, v[i]->klen) ? v[i]->klen : v[i]->klen - 1;
+		for (uint32_t l = m->plen + 1; l <= top; l++) {
+			if (v[i]->key[l - 1] != '/')
+				continue;
+			if (ld->n == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				struct last_del *nd = realloc(ld->d, nc * sizeof *nd);
+				if (!nd) {
+					free(ld->d);
+					ld->d = NULL;
+					ld->n = 0;
+					return ENOMEM;
+				}
+				ld->d = nd;
+				cap = nc;
+			}
+			ld->d[ld->n++] = (struct last_del){v[i]->key, l, i};
+		}
+	}
+	if (ld->n > 1)
+		qsort(ld->d, ld->n, sizeof *ld->d, last_del_cmp);
+	size_t w = 0; /* one entry per directory, with the greatest index */
+	for (size_t r = 0; r < ld->n; r++) {
+		if (w && last_del_cmp(&ld->d[w - 1], &ld->d[r]) == 0) {
+			if (ld->d[r].last > ld->d[w - 1].last)
+				ld->d[w - 1].last = ld->d[r].last;
+		} else {
+			ld->d[w++] = ld->d[r];
+		}
+	}
+	ld->n = w;
+	return 0;
+}
+
+/* Does a delete after index i fall below directory dk? */
+static int later_delete_below(const struct last_dels *ld, const uint8_t *dk, uint32_t dklen, int i)
+{
+	if (!ld)
+		return 0;
+	struct last_del probe = {dk, dklen, 0};
+	const struct last_del *f = bsearch(&probe, ld->d, ld->n, sizeof *ld->d, last_del_cmp);
+	return f && f->last > i;
+}
+
+/* After a key left (deleted or moved away) at index i of the batch: remove
+ * the directories above it that hold no key any more, deepest first,
+ * stopping at the first that still holds one or that a later delete of the
+ * batch (ld, NULL when none) will empty: that one goes after its last
+ * file, as `rm -r` removes a directory after its content.  self: key is a
+ * directory prefix that may go too (a deleted marker). */
 static void remove_empty_dirs(struct fs_mount *m, const uint8_t *key, uint32_t klen, int self,
-			      struct reflect_ev **pending, int npending)
+			      const struct last_dels *ld, int i)
 {
 	for (uint32_t n = self ? klen : klen - 1; n > m->plen; n--) {
 		if (key[n - 1] != '/')
 			continue;
 		if (view_dir_state(m, key, n) == 0)
 			continue; /* removed (or moved away) already */
-		for (int j = 0; j < npending; j++)
-			if (pending[j] && pending[j]->klen >= n &&
-			    memcmp(pending[j]->key, key, n) == 0)
-				return;
+		if (later_delete_below(ld, key, n, i))
+			return;
 		int ne = 1;
 		if (kv_prefix_nonempty_at(m, key, n, replay_rev(m), NULL, 0, &ne) || ne)
 			return;
@@ -352,6 +439,7 @@ void reflect_put(struct fs_mount *m, struct reflect_ev *e)
 		close(fd);
 		CTR_REFLECT(m, REFL_MODIFY);
 	}
+	view_drop(m, FS_FILE, e->key, e->klen);
 	inval_file(m, e->key, e->klen);
 	free(p);
 }
@@ -364,7 +452,7 @@ void reflect_unlink(struct fs_mount *m, struct reflect_ev *e)
 	view_put(m, FS_FILE, e->key, e->klen, 1, &e->prev, e->prev_size);
 	if (unlink(p) == 0)
 		CTR_REFLECT(m, REFL_DELETE);
-	view_put(m, FS_FILE, e->key, e->klen, 0, NULL, 0);
+	view_drop(m, FS_FILE, e->key, e->klen);
 	inval_file(m, e->key, e->klen);
 	free(p);
 }
@@ -382,8 +470,8 @@ static void replay_rename(struct fs_mount *m, struct reflect_ev *del, struct ref
 			CTR_REFLECT(m, REFL_RENAME);
 		else
 			fprintf(stderr, "etcfs: reflect rename %s: %s\n", from, strerror(errno));
-		view_put(m, FS_FILE, del->key, del->klen, 0, NULL, 0);
-		view_put(m, FS_FILE, put->key, put->klen, 1, &put->kv, put->size);
+		view_drop(m, FS_FILE, del->key, del->klen);
+		view_drop(m, FS_FILE, put->key, put->klen);
 		pthread_mutex_lock(&m->mu);
 		struct fs_inode *in = inode_find(m, FS_FILE, put->key, put->klen);
 		if (in && !in->local)
@@ -526,12 +614,8 @@ void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 		goto done;
 	/* pair deletes with puts of the same value: renames */
 	int *partner = malloc(n * sizeof *partner);
-	struct reflect_ev **pending = malloc(n * sizeof *pending);
-	if (!partner || !pending) {
-		free(partner);
-		free(pending);
+	if (!partner)
 		goto done;
-	}
 	for (int i = 0; i < n; i++)
 		partner[i] = -1;
 	for (int i = 0; i < n; i++) {
@@ -544,31 +628,29 @@ void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 				break;
 			}
 	}
-	/* the deletes not replayed yet: a directory waits for its last one */
-	for (int i = 0; i < n; i++)
-		pending[i] = v[i]->type == EF_EVENT_DELETE ? v[i] : NULL;
+	struct last_dels ld;
+	int have_ld = last_dels_build(m, v, n, &ld) == 0;
+	/* in event order; a rename at the place of its delete, so that every
+	 * delete is replayed at its own index (last_dels) */
 	for (int i = 0; i < n; i++) {
 		struct reflect_ev *e = v[i];
 		if (partner[i] >= 0) {
-			if (partner[i] < i)
-				continue; /* replayed with its pair */
-			struct reflect_ev *d = e->type == EF_EVENT_DELETE ? e : v[partner[i]];
-			struct reflect_ev *p = e->type == EF_EVENT_DELETE ? v[partner[i]] : e;
-			replay_rename(m, d, p);
-			pending[i] = pending[partner[i]] = NULL;
-			remove_empty_dirs(m, d->key, d->klen, 0, pending, n);
+			if (e->type != EF_EVENT_DELETE)
+				continue; /* replayed with its delete */
+			replay_rename(m, e, v[partner[i]]);
+			remove_empty_dirs(m, e->key, e->klen, 0, have_ld ? &ld : NULL, i);
 		} else if (e->type == EF_EVENT_PUT) {
 			reflect_put(m, e);
 		} else {
-			if (!is_marker_key(m, e->key, e->klen))
+			int marker = is_marker_key(m, e->key, e->klen);
+			if (!marker)
 				reflect_unlink(m, e);
-			pending[i] = NULL;
-			remove_empty_dirs(m, e->key, e->klen, is_marker_key(m, e->key, e->klen),
-					  pending, n);
+			remove_empty_dirs(m, e->key, e->klen, marker, have_ld ? &ld : NULL, i);
 		}
 	}
 	free(partner);
-	free(pending);
+	if (have_ld)
+		free(ld.d);
 done:
 	set_replay_rev(m, 0);
 	reflect_view_reset(m);
