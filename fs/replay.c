@@ -616,15 +616,21 @@ void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
 	int *partner = malloc(n * sizeof *partner);
 	if (!partner)
 		goto done;
-	for (int i = 0; i < n; i++)
-		partner[i] = -1;
+	int nputs = 0;
 	for (int i = 0; i < n; i++) {
-		if (partner[i] >= 0)
+		partner[i] = -1;
+		nputs += v[i]->type == EF_EVENT_PUT;
+	}
+	/* (only when the batch has puts: a delete-range of many keys has none,
+	 * and this is quadratic) */
+	for (int i = 0; i < n && nputs > 0; i++) {
+		if (partner[i] >= 0 || v[i]->type != EF_EVENT_DELETE)
 			continue;
 		for (int j = 0; j < n; j++)
-			if (j != i && partner[j] < 0 && rename_pair(m, v[i], v[j])) {
+			if (partner[j] < 0 && rename_pair(m, v[i], v[j])) {
 				partner[i] = j;
 				partner[j] = i;
+				nputs--;
 				break;
 			}
 	}
