@@ -12,7 +12,8 @@
  *     (mkdir: CREATE,ISDIR), and the replay waits for recursive watchers to
  *     watch it before filling it (watchers.c);
  *   - a new file is mknod + open/ftruncate/close (CREATE, MODIFY,
- *     CLOSE_WRITE), a changed one open/ftruncate/close;
+ *     CLOSE_WRITE; a new empty one no MODIFY), a changed one
+ *     open/ftruncate/close;
  *   - a deleted file is unlinked (DELETE), and a directory left without
  *     keys is removed as soon as nothing more of the batch is below it
  *     (rmdir: DELETE,ISDIR in its parent, DELETE_SELF for its own
@@ -434,7 +435,10 @@ void reflect_put(struct fs_mount *m, struct reflect_ev *e)
 	view_put(m, FS_FILE, e->key, e->klen, 1, &e->kv, e->size);
 	int fd = open(p, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
-		if (ftruncate(fd, (off_t)e->size) != 0)
+		/* a new empty file is written with no byte: a local `: > f` of a
+		 * new name makes no MODIFY (O_TRUNC of a file just created
+		 * truncates nothing); any other put rewrites the file (MODIFY) */
+		if ((e->prev_exists || e->size) && ftruncate(fd, (off_t)e->size) != 0)
 			fprintf(stderr, "etcfs: reflect ftruncate %s: %s\n", p, strerror(errno));
 		close(fd);
 		CTR_REFLECT(m, REFL_MODIFY);

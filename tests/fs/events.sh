@@ -88,6 +88,18 @@ $(created "$t-new/a" "$t-new/b" "$t-new/c")"
 $(rmdir_ev "$t-new")"
 	check "$t: directory gone" bash -c "! test -e '$A/$t-new'"
 
+	# ---- empty values: a new empty key is written with no byte ----
+	ctl_on "$ON" put "$PREFIX$t-empty" "" >/dev/null
+	expect_events "$t: new empty key: CREATE, CLOSE_WRITE (no MODIFY, as a local ': > f')" \
+		"CREATE $t-empty
+CLOSE_WRITE,CLOSE $t-empty"
+	ctl_on "$ON" put "$PREFIX$t-empty" "" >/dev/null
+	expect_events "$t: empty value put again: MODIFY, CLOSE_WRITE (as O_TRUNC of a file)" \
+		"MODIFY $t-empty
+CLOSE_WRITE,CLOSE $t-empty"
+	ctl_on "$ON" del "$PREFIX$t-empty" >/dev/null
+	expect_events "$t: key deleted: DELETE" "DELETE $t-empty"
+
 	# ---- a bigger new subtree, nested (JSON gateway) ----
 	local keys=() k i
 	for i in $(seq -w 1 12); do keys+=("$t-big/k$i"); done
