@@ -65,11 +65,13 @@ PROGS += $(BIN)/etcfs-bench
 endif
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(UNIT_SRC))
 SIM_BINS := $(if $(SIM_SRC),$(BIN)/tests/raft_sim)
+# Helper programs of the mount tests (tests/tools/), not tests themselves.
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BIN)/tests/%,$(wildcard tests/tools/*.c))
 
 .PHONY: all check asan fuzz run install clean lint format deps test-bins
 all: $(PROGS) test-bins
 
-test-bins: $(UNIT_BINS) $(SIM_BINS)
+test-bins: $(UNIT_BINS) $(SIM_BINS) $(TOOL_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -113,6 +115,9 @@ $(BIN)/etcfs-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libproto.a $(BUILD)/libcom
 $(BIN)/tests/%: $(BUILD)/tests/unit/%.o $(SERVER_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ -Wl,--start-group $^ -Wl,--end-group $(LDLIBS)
+$(TOOL_BINS): $(BIN)/tests/%: $(BUILD)/tests/tools/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
 $(BIN)/tests/raft_sim: $(call obj,$(SIM_SRC)) $(SERVER_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ -Wl,--start-group $^ -Wl,--end-group $(LDLIBS)

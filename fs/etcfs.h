@@ -15,6 +15,8 @@
  *              file, namespace, xattr, table; ops/ops_int.h)
  *   dir.c      readdir paging
  *   reflect.c  the watch and the reflector thread
+ *   replay.c   one revision of remote changes replayed as local syscalls
+ *   watchers.c waiting for recursive inotify watchers to watch a new directory
  *   resync.c   re-reading the prefix when the watch was lost for good
  *   metrics.c  -o metrics: counters as Prometheus series and their HTTP listener
  *   main.c     option parsing, mount, the session loop, unmount
@@ -217,18 +219,24 @@ struct fs_opts {
 	int foreground, debug;
 };
 
-/* The reflector's current view: what its own lookups must answer for the
- * keys of the change being replayed (the state before or after it). */
+/* The reflector's view of the revision being replayed: what its own lookups
+ * must answer for the names the replay touches (the state before it touched
+ * one, then after).  A directory's entry lives until the whole revision is
+ * replayed (replay.c, reflect_view_reset), so a later step finds the
+ * directories an earlier step made or removed; a file's only while its own
+ * syscalls run.  Other names are asked of the cluster as of the revision
+ * before. */
+struct fs_view_ent {
+	int type; /* FS_FILE: key is the file key; FS_DIR: key is the dir prefix */
+	uint8_t *key;
+	uint32_t klen;
+	int exists;
+	ef_kv kv; /* key/value unset */
+	uint64_t size;
+};
 struct fs_view {
-	int n;
-	struct {
-		int type; /* FS_FILE: key is the file key; FS_DIR: key is the dir prefix */
-		uint8_t *key;
-		uint32_t klen;
-		int exists;
-		ef_kv kv; /* key/value unset */
-		uint64_t size;
-	} k[2];
+	int n, cap;
+	struct fs_view_ent *k;
 };
 
 struct fs_mount {
@@ -460,6 +468,24 @@ int reflect_mkdir(struct fs_mount *m, const uint8_t *dk, uint32_t dklen);
 int reflect_rmdir(struct fs_mount *m, const uint8_t *dk, uint32_t dklen);
 /* Watch the prefix from start_rev (0: from now). */
 int reflect_watch_begin(struct fs_mount *m, int64_t start_rev);
+/* ---- replay.c ---- */
+/* Replay one whole revision (v[0..n-1], all at one mod revision). */
+void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n);
+/* Forget the view: between revisions, and around a resync. */
+void reflect_view_reset(struct fs_mount *m);
+/* The mount point is still ours (learns its st_dev the first time). */
+int reflect_still_mounted(struct fs_mount *m);
+
+/* ---- watchers.c ---- */
+/* The reflector just made directory `dir` in `parent` (paths through the
+ * mount): wait until every inotify instance watching parent has either put
+ * a watch on dir (a recursive watcher) or read the CREATE and gone back to
+ * waiting without one, so files made inside dir next are seen by the
+ * recursive ones.  Bounded; returns at once when nobody watches parent. */
+void watchers_settle(struct fs_mount *m, const char *parent, const char *dir);
+/* The list of inotify instances is read again at the next settle (a batch
+ * starts: a watcher started since is waited for too).  Reflector thread. */
+void watchers_forget(void);
 
 /* ---- resync.c ---- */
 /* The watch was lost for good: re-read the prefix, replay what changed

@@ -13,12 +13,11 @@
  * thread serves these requests while the reflector sits in its syscall.
  *
  * Ordering: the watch callback (client delivery thread) only updates cached
- * metadata and queues events; the reflector replays them one revision at a
- * time, in revision order.  Events caused by this mount's own writes are
- * recognised by revision (kv.c) and not replayed: the local syscall already
- * produced their events.  A put and a delete of the same value at one
- * revision are a rename and are replayed as rename(2), which makes
- * MOVED_FROM/MOVED_TO.
+ * metadata and queues events; the reflector replays them one whole revision
+ * at a time, in revision order (replay.c says how one revision becomes
+ * syscalls).  Events caused by this mount's own writes are recognised by
+ * revision (kv.c) and not replayed: the local syscall already produced
+ * their events.
  *
  * Losing the watch for good (the revision to resume from was compacted)
  * makes the reflector re-read the prefix and replay what differs
@@ -173,431 +172,6 @@ int reflect_watch_begin(struct fs_mount *m, int64_t start_rev)
 	return rv;
 }
 
-/* ------------------------------------------------------------------ */
-/* replaying                                                            */
-
-/* The reflector works through path names: never on the directory under
- * the mount once it is unmounted. */
-static int still_mounted(struct fs_mount *m)
-{
-	struct stat st;
-	if (m->stopping || stat(m->mountpoint, &st) != 0)
-		return 0;
-	if (!m->dev)
-		m->dev = st.st_dev;
-	return st.st_dev == m->dev;
-}
-
-static char *mpath(struct fs_mount *m, const uint8_t *key, uint32_t klen)
-{
-	if (!still_mounted(m))
-		return NULL;
-	char *rel = names_key_to_path(m, key, klen);
-	if (!rel)
-		return NULL;
-	size_t n = strlen(m->mountpoint) + strlen(rel) + 2;
-	char *p = malloc(n);
-	if (p)
-		snprintf(p, n, "%s/%s", m->mountpoint, rel);
-	free(rel);
-	return p;
-}
-
-static void view_set(struct fs_mount *m, int i, int type, const uint8_t *key, uint32_t klen,
-		     int exists, const ef_kv *kv, uint64_t size)
-{
-	pthread_mutex_lock(&m->mu);
-	free(m->view.k[i].key);
-	m->view.k[i].key = NULL;
-	if (key) {
-		m->view.k[i].key = malloc(klen + 1);
-		if (m->view.k[i].key)
-			fs_memcpy(m->view.k[i].key, key, klen);
-	}
-	m->view.k[i].type = type;
-	m->view.k[i].klen = klen;
-	m->view.k[i].exists = exists;
-	if (kv)
-		m->view.k[i].kv = *kv;
-	else
-		memset(&m->view.k[i].kv, 0, sizeof m->view.k[i].kv);
-	m->view.k[i].size = size;
-	if (m->view.n < i + 1)
-		m->view.n = i + 1;
-	pthread_mutex_unlock(&m->mu);
-}
-
-static void view_exists(struct fs_mount *m, int i, int exists)
-{
-	pthread_mutex_lock(&m->mu);
-	m->view.k[i].exists = exists;
-	pthread_mutex_unlock(&m->mu);
-}
-
-static void view_clear(struct fs_mount *m)
-{
-	pthread_mutex_lock(&m->mu);
-	for (int i = 0; i < 2; i++) {
-		free(m->view.k[i].key);
-		m->view.k[i].key = NULL;
-		m->view.k[i].klen = 0;
-	}
-	m->view.n = 0;
-	pthread_mutex_unlock(&m->mu);
-}
-
-static void inval_file(struct fs_mount *m, const uint8_t *key, uint32_t klen)
-{
-	pthread_mutex_lock(&m->mu);
-	struct fs_inode *in = inode_find(m, FS_FILE, key, klen);
-	uint64_t ino = in ? in->ino : 0;
-	if (in)
-		in->cache_rev = 0;
-	pthread_mutex_unlock(&m->mu);
-	if (ino)
-		fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
-}
-
-/* The revision being replayed (0: none); its own checks ask about the
- * cluster as of that revision, not as of now. */
-static int64_t replay_rev(struct fs_mount *m)
-{
-	pthread_mutex_lock(&m->mu);
-	int64_t r = m->refl_rev;
-	pthread_mutex_unlock(&m->mu);
-	return r;
-}
-
-static void set_replay_rev(struct fs_mount *m, int64_t rev)
-{
-	pthread_mutex_lock(&m->mu);
-	m->refl_rev = rev;
-	pthread_mutex_unlock(&m->mu);
-}
-
-/* mkdir every ancestor directory of path that the kernel does not have
- * (the reflector's lookups tell, from the cluster minus the new key). */
-static void make_ancestors(struct fs_mount *m, const char *path)
-{
-	size_t base = strlen(m->mountpoint) + 1;
-	char *p = strdup(path);
-	if (!p)
-		return;
-	for (char *s = p + base; (s = strchr(s, '/')); s++) {
-		*s = 0;
-		if (mkdir(p, 0755) == 0)
-			CTR_REFLECT(m, REFL_MKDIR);
-		*s = '/';
-	}
-	free(p);
-}
-
-/* rmdir the ancestors of key that no longer hold anything (implied
- * directories vanish with their last key). */
-static void remove_empty_ancestors(struct fs_mount *m, const uint8_t *key, uint32_t klen)
-{
-	for (uint32_t n = klen; n > m->plen; n--) {
-		if (key[n - 1] != '/' || n == klen)
-			continue;
-		int ne = 1;
-		if (kv_prefix_nonempty_at(m, key, n, replay_rev(m), NULL, 0, &ne) || ne)
-			return;
-		char *p = mpath(m, key, n);
-		if (!p)
-			return;
-		view_set(m, 0, FS_DIR, key, n, 1, NULL, 0);
-		if (rmdir(p) == 0)
-			CTR_REFLECT(m, REFL_RMDIR);
-		free(p);
-		view_clear(m);
-	}
-}
-
-static int is_marker(const struct reflect_ev *e, struct fs_mount *m)
-{
-	return e->klen > m->plen && e->key[e->klen - 1] == '/';
-}
-
-void reflect_put(struct fs_mount *m, struct reflect_ev *e)
-{
-	char *p = mpath(m, e->key, e->klen);
-	if (!p)
-		return;
-	if (is_marker(e, m)) {
-		if (!e->prev_exists) {
-			/* "a/d/" names directory a/d: drop the trailing slash, or
-			 * make_ancestors would mkdir d itself and the mkdir below
-			 * could report a second CREATE */
-			size_t pl = strlen(p);
-			if (pl > 1 && p[pl - 1] == '/')
-				p[pl - 1] = 0;
-			view_set(m, 0, FS_DIR, e->key, e->klen, 0, NULL, 0);
-			make_ancestors(m, p);
-			if (mkdir(p, 0755) == 0)
-				CTR_REFLECT(m, REFL_MKDIR);
-			view_clear(m);
-		}
-		free(p);
-		return;
-	}
-	if (!e->prev_exists) {
-		view_set(m, 0, FS_FILE, e->key, e->klen, 0, &e->kv, e->size);
-		make_ancestors(m, p);
-		if (mknod(p, S_IFREG | 0644, 0) == 0)
-			CTR_REFLECT(m, REFL_CREATE);
-		else if (errno != EEXIST)
-			fprintf(stderr, "etcfs: reflect mknod %s: %s\n", p, strerror(errno));
-		view_exists(m, 0, 1);
-	} else {
-		view_set(m, 0, FS_FILE, e->key, e->klen, 1, &e->kv, e->size);
-	}
-	int fd = open(p, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0) {
-		if (ftruncate(fd, (off_t)e->size) != 0)
-			fprintf(stderr, "etcfs: reflect ftruncate %s: %s\n", p, strerror(errno));
-		close(fd);
-		CTR_REFLECT(m, REFL_MODIFY);
-	}
-	view_clear(m);
-	inval_file(m, e->key, e->klen);
-	free(p);
-}
-
-static void replay_delete(struct fs_mount *m, struct reflect_ev *e)
-{
-	char *p = mpath(m, e->key, e->klen);
-	if (!p)
-		return;
-	if (is_marker(e, m)) {
-		int ne = 1;
-		if (kv_prefix_nonempty_at(m, e->key, e->klen, replay_rev(m), NULL, 0, &ne) == 0 &&
-		    !ne) {
-			view_set(m, 0, FS_DIR, e->key, e->klen, 1, NULL, 0);
-			if (rmdir(p) == 0)
-				CTR_REFLECT(m, REFL_RMDIR);
-			view_clear(m);
-		}
-	} else {
-		reflect_unlink(m, e);
-	}
-	remove_empty_ancestors(m, e->key, e->klen);
-	free(p);
-}
-
-void reflect_unlink(struct fs_mount *m, struct reflect_ev *e)
-{
-	char *p = mpath(m, e->key, e->klen);
-	if (!p)
-		return;
-	view_set(m, 0, FS_FILE, e->key, e->klen, 1, &e->prev, e->prev_size);
-	if (unlink(p) == 0)
-		CTR_REFLECT(m, REFL_DELETE);
-	view_clear(m);
-	inval_file(m, e->key, e->klen);
-	free(p);
-}
-
-/* mkdir(2) or rmdir(2) of directory dk while the view says it is absent
- * (mkdir) or present (rmdir). */
-static int reflect_dir(struct fs_mount *m, const uint8_t *dk, uint32_t dklen, int make)
-{
-	char *p = mpath(m, dk, dklen);
-	if (!p)
-		return 0;
-	size_t pl = strlen(p);
-	if (pl > 1 && p[pl - 1] == '/')
-		p[pl - 1] = 0;
-	view_set(m, 0, FS_DIR, dk, dklen, !make, NULL, 0);
-	int ok = (make ? mkdir(p, 0755) : rmdir(p)) == 0;
-	if (ok)
-		CTR_REFLECT(m, make ? REFL_MKDIR : REFL_RMDIR);
-	view_clear(m);
-	free(p);
-	return ok;
-}
-
-int reflect_mkdir(struct fs_mount *m, const uint8_t *dk, uint32_t dklen)
-{
-	return reflect_dir(m, dk, dklen, 1);
-}
-
-int reflect_rmdir(struct fs_mount *m, const uint8_t *dk, uint32_t dklen)
-{
-	return reflect_dir(m, dk, dklen, 0);
-}
-
-static void replay_rename(struct fs_mount *m, struct reflect_ev *del, struct reflect_ev *put)
-{
-	char *from = mpath(m, del->key, del->klen), *to = mpath(m, put->key, put->klen);
-	if (from && to) {
-		view_set(m, 0, FS_FILE, del->key, del->klen, 1, &del->prev, del->prev_size);
-		view_set(m, 1, FS_FILE, put->key, put->klen, put->prev_exists,
-			 put->prev_exists ? &put->prev : &put->kv,
-			 put->prev_exists ? put->prev_size : put->size);
-		make_ancestors(m, to);
-		if (rename(from, to) == 0)
-			CTR_REFLECT(m, REFL_RENAME);
-		else
-			fprintf(stderr, "etcfs: reflect rename %s: %s\n", from, strerror(errno));
-		view_clear(m);
-		pthread_mutex_lock(&m->mu);
-		struct fs_inode *in = inode_find(m, FS_FILE, put->key, put->klen);
-		if (in && !in->local)
-			inode_set_kv(in, &put->kv, put->size);
-		pthread_mutex_unlock(&m->mu);
-		inval_file(m, put->key, put->klen);
-		remove_empty_ancestors(m, del->key, del->klen);
-	}
-	free(from);
-	free(to);
-}
-
-/* Wait until every write that was in flight when the event arrived has
- * finished, so kv_is_own() can tell. */
-static void wait_own(struct fs_mount *m, uint64_t seq_hi)
-{
-	struct timespec dl = clock_after_ms(CLOCK_REALTIME, m->o.timeout_ms + 2000);
-	pthread_mutex_lock(&m->mu);
-	for (;;) {
-		int waiting = 0;
-		for (size_t i = 0; i < m->n_inflight; i++)
-			if (m->inflight[i] <= seq_hi)
-				waiting = 1;
-		if (!waiting || m->stopping)
-			break;
-		if (pthread_cond_timedwait(&m->own_cv, &m->mu, &dl) == ETIMEDOUT)
-			break;
-	}
-	pthread_mutex_unlock(&m->mu);
-}
-
-/* A txn that deletes every key below A/ and puts each one's value under B/
- * (what a directory rename through a mount does) is replayed as one
- * rename(2) of the directory: MOVED_FROM/MOVED_TO with IN_ISDIR, as a local
- * `mv A B`.  Returns 1 when the batch was such a rename and was replayed. */
-static int replay_dir_rename(struct fs_mount *m, struct reflect_ev **v, int n)
-{
-	struct reflect_ev *d0 = NULL, *p0 = NULL;
-	int nd = 0, np = 0;
-	for (int i = 0; i < n; i++) {
-		if (v[i]->type == EF_EVENT_DELETE) {
-			if (!v[i]->prev_exists)
-				return 0;
-			nd++;
-			if (!d0 || v[i]->klen < d0->klen)
-				d0 = v[i];
-		} else {
-			if (v[i]->prev_exists)
-				return 0;
-			np++;
-			if (!p0 || v[i]->klen < p0->klen)
-				p0 = v[i];
-		}
-	}
-	if (nd == 0 || nd != np)
-		return 0;
-	/* A = common directory prefix of the deleted keys, B likewise */
-	uint32_t al = d0->klen, bl = p0->klen;
-	for (int i = 0; i < n; i++) {
-		struct reflect_ev *r = v[i]->type == EF_EVENT_DELETE ? d0 : p0;
-		uint32_t *l = v[i]->type == EF_EVENT_DELETE ? &al : &bl;
-		uint32_t k = 0;
-		while (k < *l && k < v[i]->klen && r->key[k] == v[i]->key[k])
-			k++;
-		*l = k;
-	}
-	while (al > 0 && d0->key[al - 1] != '/')
-		al--;
-	while (bl > 0 && p0->key[bl - 1] != '/')
-		bl--;
-	if (al <= m->plen || bl <= m->plen || (al == bl && !memcmp(d0->key, p0->key, al)))
-		return 0;
-	/* every deleted A+S has a put B+S of the same value */
-	for (int i = 0; i < n; i++) {
-		if (v[i]->type != EF_EVENT_DELETE)
-			continue;
-		int found = 0;
-		for (int j = 0; j < n && !found; j++)
-			found = v[j]->type == EF_EVENT_PUT && v[j]->klen - bl == v[i]->klen - al &&
-				!memcmp(v[j]->key + bl, v[i]->key + al, v[i]->klen - al) &&
-				v[j]->vhash == v[i]->prev_vhash;
-		if (!found)
-			return 0;
-	}
-	int ne = 1;
-	if (kv_prefix_nonempty_at(m, d0->key, al, replay_rev(m), NULL, 0, &ne) || ne)
-		return 0; /* keys left below A: not a whole-directory move */
-	int64_t nb = 0;
-	if (kv_prefix_count_at(m, p0->key, bl, replay_rev(m), &nb) || nb != np)
-		return 0; /* B held other keys: files moved into an existing directory */
-	char *from = mpath(m, d0->key, al), *to = mpath(m, p0->key, bl);
-	if (from && to) {
-		view_set(m, 0, FS_DIR, d0->key, al, 1, NULL, 0);
-		view_set(m, 1, FS_DIR, p0->key, bl, 0, NULL, 0);
-		make_ancestors(m, to);
-		if (rename(from, to) == 0)
-			CTR_REFLECT(m, REFL_RENAME);
-		else
-			fprintf(stderr, "etcfs: reflect rename %s: %s\n", from, strerror(errno));
-		view_clear(m);
-		remove_empty_ancestors(m, d0->key, al);
-	}
-	free(from);
-	free(to);
-	return from && to;
-}
-
-static void replay_batch(struct fs_mount *m, struct reflect_ev **v, int n)
-{
-	wait_own(m, v[n - 1]->seq_hi);
-	pthread_mutex_lock(&m->mu);
-	int own = kv_is_own(m, v[0]->kv.mod_revision);
-	pthread_mutex_unlock(&m->mu);
-	if (own) {
-		for (int i = 0; i < n; i++) {
-			CTR_INC(m, own_events);
-			/* another handle of this mount may hold older pages */
-			pthread_mutex_lock(&m->mu);
-			struct fs_inode *in = inode_find(m, FS_FILE, v[i]->key, v[i]->klen);
-			int stale = in && in->cache_rev && in->cache_rev != v[i]->kv.mod_revision;
-			pthread_mutex_unlock(&m->mu);
-			if (stale)
-				inval_file(m, v[i]->key, v[i]->klen);
-		}
-		return;
-	}
-	set_replay_rev(m, v[0]->kv.mod_revision);
-	if (n >= 2 && replay_dir_rename(m, v, n)) {
-		set_replay_rev(m, 0);
-		return;
-	}
-	/* pair deletes with puts of the same value: a rename */
-	for (int i = 0; i < n; i++) {
-		if (!v[i] || v[i]->type != EF_EVENT_DELETE || !v[i]->prev_exists ||
-		    is_marker(v[i], m))
-			continue;
-		for (int j = 0; j < n; j++) {
-			if (!v[j] || v[j]->type != EF_EVENT_PUT || is_marker(v[j], m) ||
-			    v[j]->vhash != v[i]->prev_vhash || v[j]->size != v[i]->prev_size)
-				continue;
-			replay_rename(m, v[i], v[j]);
-			reflect_ev_free(v[i]);
-			reflect_ev_free(v[j]);
-			v[i] = v[j] = NULL;
-			break;
-		}
-	}
-	for (int i = 0; i < n; i++) {
-		if (!v[i])
-			continue;
-		if (v[i]->type == EF_EVENT_PUT)
-			reflect_put(m, v[i]);
-		else
-			replay_delete(m, v[i]);
-	}
-	set_replay_rev(m, 0);
-}
-
 static void *reflector_main(void *arg)
 {
 	struct fs_mount *m = arg;
@@ -605,7 +179,7 @@ static void *reflector_main(void *arg)
 	m->reflector_tid = gettid();
 	pthread_cond_broadcast(&m->rq_cv);
 	pthread_mutex_unlock(&m->rq_mu);
-	still_mounted(m); /* learn the mount's st_dev */
+	reflect_still_mounted(m); /* learn the mount's st_dev */
 	pthread_mutex_lock(&m->rq_mu);
 	for (;;) {
 		if (m->stopping)
@@ -628,21 +202,33 @@ static void *reflector_main(void *arg)
 			pthread_cond_timedwait(&m->rq_cv, &m->rq_mu, &dl);
 			continue;
 		}
-		/* one revision at a time */
-		struct reflect_ev *batch[256];
-		int n = 0;
+		/* one revision at a time, whole (a watch message always carries
+		 * whole revisions, so they are all queued) */
+		size_t n = 0, cap = 0;
+		struct reflect_ev **batch = NULL;
 		int64_t rev = m->rq_head->kv.mod_revision;
-		while (m->rq_head && m->rq_head->kv.mod_revision == rev && n < 256) {
+		while (m->rq_head && m->rq_head->kv.mod_revision == rev) {
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				struct reflect_ev **nb = realloc(batch, nc * sizeof *nb);
+				if (!nb)
+					break; /* the rest is the next batch */
+				batch = nb;
+				cap = nc;
+			}
 			batch[n++] = m->rq_head;
 			m->rq_head = m->rq_head->next;
 		}
 		if (!m->rq_head)
 			m->rq_tail = NULL;
 		pthread_mutex_unlock(&m->rq_mu);
-		replay_batch(m, batch, n);
-		for (int i = 0; i < n; i++)
-			if (batch[i])
-				reflect_ev_free(batch[i]);
+		if (n)
+			replay_batch(m, batch, (int)n);
+		else
+			usleep(100 * 1000); /* out of memory: try again */
+		for (size_t i = 0; i < n; i++)
+			reflect_ev_free(batch[i]);
+		free(batch);
 		pthread_mutex_lock(&m->rq_mu);
 	}
 	pthread_mutex_unlock(&m->rq_mu);
@@ -688,5 +274,5 @@ void reflect_stop(struct fs_mount *m)
 	}
 	m->rq_tail = NULL;
 	pthread_mutex_unlock(&m->rq_mu);
-	view_clear(m);
+	reflect_view_reset(m);
 }

@@ -364,6 +364,7 @@ static void resync_unknown(struct fs_mount *m, struct rs_scan *s, int64_t gap,
 			   const struct rs_list *del)
 {
 	const struct rs_key *prev = NULL; /* the last new key: its directories are done */
+	struct rs_list made = {0};        /* directories made here */
 	for (size_t i = 0; i < s->n && !m->stopping; i++) {
 		struct rs_key *k = &s->k[i];
 		if (k->seen || k->klen <= m->plen)
@@ -380,12 +381,21 @@ static void resync_unknown(struct fs_mount *m, struct rs_scan *s, int64_t gap,
 				continue;
 			if (prev && prev->klen >= l && !memcmp(prev->key, k->key, l))
 				continue;
-			if (!dir_existed(m, s, del, gap, k->key, l))
+			/* below a directory made here, nothing existed (the kernel may
+			 * hold it already: a recursive watcher looked it up while the
+			 * replay waited for it, watchers.c) */
+			int fresh = 0;
+			for (size_t j = 0; j < made.n && !fresh; j++)
+				fresh = has_prefix(k->key, l, made.key[j], made.klen[j]);
+			if (fresh || !dir_existed(m, s, del, gap, k->key, l)) {
 				reflect_mkdir(m, k->key, l);
+				list_add(&made, k->key, l);
+			}
 		}
 		prev = k;
 		put_key(m, k->key, k->klen, s->rev, 0, NULL, 0);
 	}
+	list_free(&made);
 }
 
 static int dklen_desc(const void *x, const void *y)
@@ -465,11 +475,14 @@ int resync_run(struct fs_mount *m)
 	m->need_resync = 0;
 	pthread_mutex_unlock(&m->mu);
 	struct rs_list del = {0};
+	/* one view for the whole replay, as for one revision (replay.c) */
+	reflect_view_reset(m);
 	rv = resync_known(m, &s, gap, &del);
 	if (rv == 0)
 		resync_unknown(m, &s, gap, &del);
 	if (rv == 0)
 		rv = resync_dirs(m, &s, &del);
+	reflect_view_reset(m);
 	if (rv)
 		fprintf(stderr, "etcfs: resync: %s\n", ef_strerror(rv));
 	pthread_mutex_lock(&m->mu);

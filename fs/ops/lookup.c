@@ -261,7 +261,7 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 		const uint8_t *skip = NULL;
 		uint32_t skiplen = 0;
 		uint8_t *skipbuf = NULL;
-		for (int i = 0; i < m->view.n; i++)
+		for (int i = 0; i < m->view.n && !skip; i++)
 			if (!m->view.k[i].exists && m->view.k[i].type == FS_FILE) {
 				skiplen = m->view.k[i].klen;
 				skipbuf = malloc(skiplen + 1);
