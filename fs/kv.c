@@ -16,9 +16,20 @@
 
 #include "etcfs.h"
 
+/* The smallest key: where a range over the whole keyspace starts. */
+static const uint8_t key_zero[1] = {0};
+
 int fs_call(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
 	CTR_INC(m, requests);
+	if (req->type == EF_MSG_RANGE && req->u.range.key.n == 0 && req->u.range.range_end.n) {
+		/* A mount without --prefix: the root's prefix is the empty key,
+		 * which the cluster refuses as a range start (EF_E_EMPTY_KEY,
+		 * EINVAL: ls of the root failed).  Every key is at least "\0". */
+		ef_msg r = *req;
+		r.u.range.key = (ef_buf){key_zero, 1};
+		return efc_call(m->c, &r, resp, a);
+	}
 	return efc_call(m->c, req, resp, a);
 }
 

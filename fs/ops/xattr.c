@@ -96,7 +96,10 @@ static int cluster_revision(struct fs_mount *m, int64_t *rev)
 	if (!a)
 		return EF_E_NOMEM;
 	ef_msg req = {.type = EF_MSG_RANGE}, resp;
-	req.u.range.key = (ef_buf){m->prefix, m->plen};
+	/* any one key will do: only the header's revision is used (the empty
+	 * prefix of a mount without --prefix is no key: ask for "\0") */
+	static const uint8_t zero[1] = {0};
+	req.u.range.key = m->plen ? (ef_buf){m->prefix, m->plen} : (ef_buf){zero, 1};
 	req.u.range.count_only = 1;
 	req.u.range.serializable = (uint8_t)serial(m);
 	int rv = fs_call(m, &req, &resp, a);
