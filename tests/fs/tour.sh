@@ -56,9 +56,11 @@ check "the gateway read returns the value" grep -q "$(printf 'listen 9090' | bas
 # ---- the reload script reacts to whole new values only ----
 mkdir -p "$W/mnt/svc"
 echo v1 >"$W/mnt/svc/conf"
-bash "$ROOT/contrib/etcfs-reload-example.sh" "$W/mnt/svc/conf" "echo RELOAD >>'$T_DIR/reloads'" \
-	>"$T_DIR/reload.log" 2>&1 &
-T_PIDS+=("$!")
+# in a process group of its own: its inotifywait goes with it at the end
+setsid bash "$ROOT/contrib/etcfs-reload-example.sh" "$W/mnt/svc/conf" \
+	"echo RELOAD >>'$T_DIR/reloads'" >"$T_DIR/reload.log" 2>&1 &
+RPID=$!
+trap 'kill -- -$RPID 2>/dev/null; t_cleanup' EXIT
 sleep 1
 echo v2 >"$W/mnt/svc/conf.new" # CREATE + CLOSE_WRITE of another name: no reload
 ctl put svc/conf v3 >/dev/null # remote: CLOSE_WRITE
