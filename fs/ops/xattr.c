@@ -279,8 +279,29 @@ static int do_setxattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, const
 		return EAGAIN; /* not in the cluster yet: close it first */
 	if (m->o.ro)
 		return EROFS;
-	if (strcmp(a, "lease") == 0)
+	if (strcmp(a, "lease") == 0) {
+		int64_t ttl = 0;
+		int rv = v ? lease_ttl(m, v, &ttl) : 0;
+		if (rv == EF_E_LEASE_NOT_FOUND || (rv == 0 && v && ttl < 0)) {
+			/* an argument that names nothing: EINVAL (ENOENT would say
+			 * the file is missing), and say which lease */
+			char *path = NULL;
+			pthread_mutex_lock(&m->mu);
+			in = inode_by_ino(m, ino);
+			if (in)
+				path = names_key_to_path(m, in->key, in->klen);
+			pthread_mutex_unlock(&m->mu);
+			fprintf(stderr,
+				"etcfs: setxattr user.etcfs.lease on %s: lease %" PRIx64
+				" (%" PRId64 ") does not exist\n",
+				path ? path : "?", (uint64_t)v, v);
+			free(path);
+			return EINVAL;
+		}
+		if (rv)
+			return ef_errno(rv);
 		return attach_lease(m, ino, v);
+	}
 	if (strcmp(a, "ttl") == 0) {
 		if (v <= 0)
 			return EINVAL;
