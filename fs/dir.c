@@ -157,6 +157,8 @@ static int fetch_page(struct fs_mount *m, struct fs_dirh *d)
 		ef_buf *k = &r->kvs[i].key;
 		if (!starts_with(k, d->cp, d->cplen) || k->n == d->cplen)
 			continue; /* the directory's own marker */
+		if (kv_reserved(k->p, k->n))
+			continue; /* an O_EXCL create's reservation (kv.c) */
 		if (skip && starts_with(k, skip, skiplen))
 			continue;
 		const uint8_t *rest = k->p + d->cplen;

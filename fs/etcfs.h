@@ -77,10 +77,14 @@ struct fs_inode {
 	uint8_t *ldata; /* FS_TEMP content */
 	size_t llen;
 	int64_t ltime_ns; /* local files: mtime */
-	int occ;          /* xattr user.etcfs.occ: commits compare the open revision */
-	uint64_t gen;     /* bumped when the key is unlinked or replaced: handles
+	uint8_t *xkey;    /* FS_PENDING from an O_EXCL create: its reservation key
+			     (kv_excl_reserve), malloc'ed, and token; NULL/0 when none */
+	uint32_t xklen;
+	uint64_t xtok;
+	int occ;      /* xattr user.etcfs.occ: commits compare the open revision */
+	uint64_t gen; /* bumped when the key is unlinked or replaced: handles
 				    opened before must not write it back */
-	int ndirty;       /* open handles with uncommitted data */
+	int ndirty;   /* open handles with uncommitted data */
 	/* Page cache policy (ops/file.c, do_open): readers share the kernel page cache
 	 * only while every such reader has the same revision (cache_rev) and no
 	 * local writer is open; anyone else does direct I/O from its own
@@ -116,6 +120,15 @@ struct fs_handle {
 	pid_t tid;               /* thread that opened it */
 	struct fs_handle *fnext; /* in->fresh list, under m->mu */
 	int wcounted;            /* counted in in->nwriters */
+	/* What the buffer keeps of its base (the value at rev): a commit that
+	 * keeps base bytes may not replace a newer value (ESTALE), a whole
+	 * rewrite may (ops/file.c, ops_commit). */
+	size_t basekeep; /* bytes of the base not cut by a truncate */
+	size_t wcover;   /* bytes from offset 0 written contiguously */
+	size_t blen;     /* base length: O_APPEND writes are data[blen..len) */
+	int notappend;   /* truncated (or not O_APPEND): not a pure append */
+	int eof_seen;    /* read-only: a read returned end of file */
+	uint64_t xtok;   /* created with O_EXCL: the reservation's token */
 };
 
 enum fs_op {
@@ -415,6 +428,26 @@ typedef int (*kv_update_fn)(const struct kv_val *cur, struct kv_change *out, voi
  * version, lease, mod_time) and *res_size the new value's length. */
 int kv_update(struct fs_mount *m, const uint8_t *key, uint32_t klen, kv_update_fn fn, void *arg,
 	      ef_kv *res, uint64_t *res_size);
+
+/* O_CREAT|O_EXCL (kv.c, "O_EXCL creates"): the name is reserved under
+ * FS_EXCL_PREFIX + key, on a lease of FS_EXCL_TTL_S seconds, until the
+ * commit at close puts the key with its content. */
+#define FS_EXCL_PREFIX "\0etcfs-excl/"
+#define FS_EXCL_PLEN (sizeof FS_EXCL_PREFIX - 1)
+#define FS_EXCL_TTL_S 60
+/* 1 when key is such a reservation: never listed nor replayed. */
+int kv_reserved(const uint8_t *key, uint32_t klen);
+/* Reserve key if it is absent and unreserved: 0 (*xkey malloc'ed, *tok
+ * ours), EF_E_EXISTS, or another EF_E_* code. */
+int kv_excl_reserve(struct fs_mount *m, const uint8_t *key, uint32_t klen, uint8_t **xkey,
+		    uint32_t *xklen, uint64_t *tok);
+/* Put key=val and drop the reservation, if key is still absent and the
+ * reservation still ours: 0, EF_E_EXISTS, or another EF_E_* code. */
+int kv_excl_commit(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *xkey,
+		   uint32_t xklen, uint64_t tok, const uint8_t *val, uint32_t vlen, int64_t lease,
+		   int64_t *rev_out);
+/* Drop the reservation if it is still ours (best effort). */
+void kv_excl_release(struct fs_mount *m, const uint8_t *xkey, uint32_t xklen, uint64_t tok);
 
 /* ---- dir.c ---- */
 struct fs_dirh;

@@ -12,13 +12,26 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "etcfs.h"
+
+/* The smallest key: where a range over the whole keyspace starts. */
+static const uint8_t key_zero[1] = {0};
 
 int fs_call(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
 	CTR_INC(m, requests);
+	if (req->type == EF_MSG_RANGE && req->u.range.key.n == 0 && req->u.range.range_end.n) {
+		/* A mount without --prefix: the root's prefix is the empty key,
+		 * which the cluster refuses as a range start (EF_E_EMPTY_KEY,
+		 * EINVAL: ls of the root failed).  Every key is at least "\0". */
+		ef_msg r = *req;
+		r.u.range.key = (ef_buf){key_zero, 1};
+		return efc_call(m->c, &r, resp, a);
+	}
 	return efc_call(m->c, req, resp, a);
 }
 
@@ -334,4 +347,130 @@ int kv_update(struct fs_mount *m, const uint8_t *key, uint32_t klen, kv_update_f
 		free(cur.val);
 	}
 	return rv ? ef_errno(rv) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* O_EXCL creates: a reservation instead of an empty value              */
+
+/* A create with O_CREAT|O_EXCL must have exactly one winner across the
+ * cluster, at open, yet must not publish the file before its content (cp
+ * opens with O_EXCL: an empty put first was a value nobody wrote, which
+ * reload scripts on other hosts loaded).  So the create reserves the name
+ * under FS_EXCL_PREFIX + key, in a txn that also checks the key is absent,
+ * on a lease of its own (a mount that dies frees the name after
+ * FS_EXCL_TTL_S seconds); the commit at close is one txn that puts the key
+ * only if it is still absent and the reservation still ours, and deletes
+ * the reservation.  Reservation keys start with a NUL byte: below no
+ * prefix a mount can be given but the empty one, where kv_reserved hides
+ * them from listings and events. */
+
+int kv_reserved(const uint8_t *key, uint32_t klen)
+{
+	return klen >= FS_EXCL_PLEN && memcmp(key, FS_EXCL_PREFIX, FS_EXCL_PLEN) == 0;
+}
+
+static int excl_key(const uint8_t *key, uint32_t klen, uint8_t **xkey, uint32_t *xklen)
+{
+	*xkey = malloc(FS_EXCL_PLEN + klen + 1);
+	if (!*xkey)
+		return EF_E_NOMEM;
+	memcpy(*xkey, FS_EXCL_PREFIX, FS_EXCL_PLEN);
+	fs_memcpy(*xkey + FS_EXCL_PLEN, key, klen);
+	*xklen = FS_EXCL_PLEN + klen;
+	return 0;
+}
+
+int kv_excl_reserve(struct fs_mount *m, const uint8_t *key, uint32_t klen, uint8_t **xkey,
+		    uint32_t *xklen, uint64_t *tok)
+{
+	int rv = excl_key(key, klen, xkey, xklen);
+	if (rv)
+		return rv;
+	if (getrandom(tok, sizeof *tok, 0) != sizeof *tok)
+		*tok = (uint64_t)clock_wall_ns() ^ ((uint64_t)getpid() << 32);
+	*tok |= 1; /* never 0: 0 means "no reservation" */
+	ef_arena *a = ef_arena_new();
+	if (!a) {
+		rv = EF_E_NOMEM;
+		goto fail;
+	}
+	ef_msg req = {.type = EF_MSG_LEASE_GRANT}, resp;
+	req.u.lease.ttl = FS_EXCL_TTL_S;
+	rv = fs_call(m, &req, &resp, a);
+	int64_t lease = rv == 0 ? resp.u.lease_resp.id : 0;
+	if (rv == 0) {
+		ef_compare cmp[2] = {
+			{.result = EF_CMP_EQUAL, .target = EF_CMP_CREATE, .key = {key, klen}},
+			{.result = EF_CMP_EQUAL, .target = EF_CMP_CREATE, .key = {*xkey, *xklen}}};
+		ef_op op = {.type = EF_OP_PUT};
+		op.u.put.key = (ef_buf){*xkey, *xklen};
+		op.u.put.value = (ef_buf){(const uint8_t *)tok, sizeof *tok};
+		op.u.put.lease = lease;
+		req = (ef_msg){.type = EF_MSG_TXN};
+		req.u.txn.cmp = cmp;
+		req.u.txn.n_cmp = 2;
+		req.u.txn.success = &op;
+		req.u.txn.n_success = 1;
+		rv = kv_write(m, &req, &resp, a);
+		if (rv == 0 && !resp.u.txn_resp.succeeded)
+			rv = EF_E_EXISTS;
+	}
+	ef_arena_free(a);
+	if (rv == 0)
+		return 0;
+fail:
+	free(*xkey);
+	*xkey = NULL;
+	return rv;
+}
+
+int kv_excl_commit(struct fs_mount *m, const uint8_t *key, uint32_t klen, const uint8_t *xkey,
+		   uint32_t xklen, uint64_t tok, const uint8_t *val, uint32_t vlen, int64_t lease,
+		   int64_t *rev_out)
+{
+	ef_arena *a = ef_arena_new();
+	if (!a)
+		return EF_E_NOMEM;
+	ef_compare cmp[2] = {{.result = EF_CMP_EQUAL, .target = EF_CMP_CREATE, .key = {key, klen}},
+			     {.result = EF_CMP_EQUAL,
+			      .target = EF_CMP_VALUE,
+			      .key = {xkey, xklen},
+			      .value = {(const uint8_t *)&tok, sizeof tok}}};
+	ef_op ops[2] = {{.type = EF_OP_PUT}, {.type = EF_OP_DELETE}};
+	ops[0].u.put.key = (ef_buf){key, klen};
+	ops[0].u.put.value = (ef_buf){val, vlen};
+	ops[0].u.put.lease = lease;
+	ops[1].u.del.key = (ef_buf){xkey, xklen};
+	ef_msg req = {.type = EF_MSG_TXN}, resp;
+	req.u.txn.cmp = cmp;
+	req.u.txn.n_cmp = 2;
+	req.u.txn.success = ops;
+	req.u.txn.n_success = 2;
+	int rv = kv_write(m, &req, &resp, a);
+	if (rv == 0 && !resp.u.txn_resp.succeeded)
+		rv = EF_E_EXISTS; /* put by someone else meanwhile, or the reservation expired */
+	if (rv == 0 && rev_out)
+		*rev_out = resp.hdr.revision;
+	ef_arena_free(a);
+	return rv;
+}
+
+void kv_excl_release(struct fs_mount *m, const uint8_t *xkey, uint32_t xklen, uint64_t tok)
+{
+	ef_arena *a = ef_arena_new();
+	if (!a)
+		return;
+	ef_compare cmp = {.result = EF_CMP_EQUAL,
+			  .target = EF_CMP_VALUE,
+			  .key = {xkey, xklen},
+			  .value = {(const uint8_t *)&tok, sizeof tok}};
+	ef_op op = {.type = EF_OP_DELETE};
+	op.u.del.key = (ef_buf){xkey, xklen};
+	ef_msg req = {.type = EF_MSG_TXN}, resp;
+	req.u.txn.cmp = &cmp;
+	req.u.txn.n_cmp = 1;
+	req.u.txn.success = &op;
+	req.u.txn.n_success = 1;
+	(void)kv_write(m, &req, &resp, a); /* else the lease frees it */
+	ef_arena_free(a);
 }

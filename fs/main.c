@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "etcfs.h"
@@ -220,6 +221,37 @@ static int parse_args(int argc, char **argv, struct fs_opts *o, char **mnt, char
 	return 0;
 }
 
+/* A FUSE mount whose daemon died stays mounted and answers every access
+ * with ENOTCONN ("Transport endpoint is not connected"); mounting over it
+ * would stack a new mount on the dead one.  Refuse, and say how to clear
+ * it (../shared/NOTES-fuse.md, Mounting).  1 when refused. */
+static int dead_mount(const char *dir)
+{
+	/* statfs: stat may be answered from attributes the kernel cached */
+	struct statvfs sv;
+	if (statvfs(dir, &sv) == 0 || errno != ENOTCONN)
+		return 0;
+	char fstype[64] = "";
+	FILE *f = fopen("/proc/self/mounts", "r");
+	if (f) {
+		char src[4096], mp[4096], ty[64];
+		while (fscanf(f, "%4095s %4095s %63s %*[^\n]", src, mp, ty) == 3)
+			if (strcmp(mp, dir) == 0)
+				snprintf(fstype, sizeof fstype, "%s",
+					 ty); /* the last one is on top */
+		fclose(f);
+	}
+	fprintf(stderr,
+		"etcfs: %s: a dead %s mount is still there (its daemon exited: \"%s\"); "
+		"unmount it first with: fusermount3 -u %s\n",
+		dir,
+		strcmp(fstype, "fuse.etcfs") == 0 ? "etcfs"
+		: fstype[0]                       ? fstype
+						  : "FUSE",
+		strerror(ENOTCONN), dir);
+	return 1;
+}
+
 static int init_mount(struct fs_mount *m)
 {
 	pthread_mutex_init(&m->mu, NULL);
@@ -277,6 +309,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "etcfs: %s: %s\n", mnt, strerror(errno));
 		return 1;
 	}
+	if (dead_mount(m->mountpoint))
+		goto out_free;
 	/* validate the endpoint list now, while errors still reach the caller */
 	if (open_client(m))
 		goto out_free;

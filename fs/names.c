@@ -157,9 +157,15 @@ int names_is_temp(const char *name)
 		return 1; /* vim's "can I create a file here" probe */
 	if (n >= 2 && name[n - 1] == '~')
 		return 1; /* backup files */
-	if (n > 4 && name[0] == '.' && name[n - 4] == '.' && name[n - 3] == 's' &&
-	    name[n - 2] == 'w' && name[n - 1] >= 'a' && name[n - 1] <= 'p')
-		return 1; /* vim swap: .name.swp, .swo, ... */
+	size_t v = n;     /* vim's probe for a usable swap name adds an x: .name.swpx */
+	if (v > 5 && name[0] == '.' && name[v - 1] == 'x')
+		v--;
+	if (v > 4 && name[0] == '.' && name[v - 4] == '.' && name[v - 3] == 's' &&
+	    name[v - 2] == 'w' && name[v - 1] >= 'a' && name[v - 1] <= 'p')
+		return 1; /* vim swap: .name.swp, .swo, ... (.name.swpx) */
+	if (v > 3 && v < n && name[0] == '.' && name[v - 3] == '.' && name[v - 2] == 's' &&
+	    name[v - 1] == 'w')
+		return 1; /* vim: .name.swx */
 	if (n == 9 && memcmp(name, "sed", 3) == 0)
 		return 1; /* sed -i: sedXXXXXX */
 	if (n > 2 && name[0] == '.' && name[1] == '#')

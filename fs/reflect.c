@@ -99,6 +99,8 @@ static void on_watch(void *ud, const ef_watch_resp *w, const ef_resp_header *hdr
 	uint64_t seq_hi = m->wseq_started;
 	for (uint32_t i = 0; i < w->n_events; i++) {
 		const ef_event *ev = &w->events[i];
+		if (kv_reserved(ev->kv.key.p, ev->kv.key.n))
+			continue; /* an O_EXCL create's reservation (kv.c): no file */
 		apply_cached(m, ev);
 		struct reflect_ev *e = calloc(1, sizeof *e);
 		if (!e)

@@ -129,7 +129,8 @@ static int scan_prefix(struct fs_mount *m, struct rs_scan *s)
 			s->rev = resp.hdr.revision;
 		ef_range_resp *r = &resp.u.range_resp;
 		for (uint32_t i = 0; rv == 0 && i < r->n_kvs; i++)
-			rv = scan_add(s, &r->kvs[i]);
+			if (!kv_reserved(r->kvs[i].key.p, r->kvs[i].key.n)) /* O_EXCL, kv.c */
+				rv = scan_add(s, &r->kvs[i]);
 		int more = rv == 0 && r->more && r->n_kvs > 0;
 		if (more) {
 			/* next page starts just after the last key */

@@ -247,7 +247,9 @@ typedef struct ef_status_resp {
 	uint64_t leader;
 	uint64_t raft_index, raft_term, raft_applied_index;
 	uint8_t is_learner;
-	ef_buf errors; /* "" when healthy, else a reason such as "etcdserver: no leader" */
+	ef_buf errors;       /* "" when healthy, else a reason such as "etcdserver: no leader" */
+	int64_t keys;        /* keys in the store (statfs of a mount: files) */
+	int64_t quota_bytes; /* --quota-backend-bytes, 0 = none (statfs: size) */
 } ef_status_resp;
 
 typedef struct ef_lease_req { /* GRANT, REVOKE, KEEPALIVE, TTL */

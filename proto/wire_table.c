@@ -175,6 +175,8 @@ static const struct wire_field wire_status_resp_fields[] = {
 	W_U64(ef_status_resp, raft_applied_index),
 	W_BOOL(ef_status_resp, is_learner),
 	W_BYTES(ef_status_resp, errors),
+	W_I64(ef_status_resp, keys),
+	W_I64(ef_status_resp, quota_bytes),
 };
 W_TABLE(wire_status_resp, ef_status_resp);
 

@@ -3,9 +3,15 @@
  * setattr (truncate), with the one commit of a buffered file.
  *
  *  - open reads the whole value once (linearizable by default) into the
- *    handle; reads are served from that snapshot, so a reader never sees a
- *    mix of two revisions.  The kernel page cache is kept (keep_cache) only
- *    when the revision is the one the kernel already holds.
+ *    handle; reads are served from that snapshot, or from a newer whole
+ *    revision at the few points where a reader cannot mix them (read_follow),
+ *    so a reader never sees a mix of two revisions.  The kernel page cache
+ *    is kept (keep_cache) only when the revision is the one the kernel
+ *    already holds.
+ *  - a commit replaces the key's value only as the writer meant it: whole
+ *    rewrites win, appends go after the current value, writes that keep
+ *    bytes of a value changed since open fail with ESTALE (ops_commit); a
+ *    file created here and never committed vanishes when its commit fails.
  *  - writes go to the handle's buffer; flush (every close) and fsync commit
  *    the buffer with ONE put (a txn when optimistic concurrency is asked),
  *    and only then return, so close() reports EIO/EFBIG/EACCES/EROFS/ESTALE.
@@ -88,11 +94,127 @@ void ops_clear_dirty(struct fs_mount *m, struct fs_handle *h)
 	h->dirty = 0;
 }
 
-/* Write the handle's buffer back as one put.  h->mu held.  Returns an errno. */
+struct inval_job {
+	struct fuse_session *se;
+	uint64_t parent;
+	char name[NAME_MAX + 1];
+};
+
+static void *inval_thread(void *arg)
+{
+	struct inval_job *j = arg;
+	fuse_lowlevel_notify_inval_entry(j->se, j->parent, j->name, strlen(j->name));
+	free(j);
+	return NULL;
+}
+
+/* Make the kernel forget parent/name, from a thread of its own: the
+ * kernel takes the directory's lock for it, which a request being answered
+ * (or a process waiting for its answer) may hold, so a handler must not
+ * wait for it (libfuse: fuse_lowlevel_notify_inval_entry). */
+static void inval_entry_async(struct fs_mount *m, uint64_t parent, const char *name)
+{
+	struct inval_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return; /* the entry times out by itself (ENTRY_TIMEOUT) */
+	j->se = m->se;
+	j->parent = parent;
+	snprintf(j->name, sizeof j->name, "%s", name);
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &at, inval_thread, j))
+		free(j);
+	pthread_attr_destroy(&at);
+}
+
+/* A file created here failed its first commit: it never reached the
+ * cluster, so it vanishes from this mount too (a failed cp or `cat >`
+ * leaves nothing behind), its O_EXCL reservation is dropped and the
+ * kernel forgets the name. */
+static void pending_drop(struct fs_mount *m, struct fs_handle *h)
+{
+	struct fs_inode *in = h->in;
+	char name[NAME_MAX + 1] = "";
+	pthread_mutex_lock(&m->mu);
+	if (in->gen != h->gen || in->local != FS_PENDING) {
+		pthread_mutex_unlock(&m->mu);
+		return;
+	}
+	uint8_t *xkey = in->xkey;
+	uint32_t xklen = in->xklen;
+	uint64_t xtok = in->xtok;
+	in->xkey = NULL;
+	in->xtok = 0;
+	in->local = FS_REMOTE;
+	inode_set_absent(in);
+	in->gen++;
+	uint32_t s = in->klen;
+	while (s > m->plen && in->key[s - 1] != '/')
+		s--;
+	struct fs_inode *p =
+		s == m->plen ? inode_by_ino(m, FUSE_ROOT_ID) : inode_find(m, FS_DIR, in->key, s);
+	uint64_t pino = p ? p->ino : 0;
+	if (names_encode(in->key + s, in->klen - s, NAME_ANY, name) != in->klen - s)
+		pino = 0; /* a "%+" chunk: the entry times out by itself */
+	pthread_mutex_unlock(&m->mu);
+	if (xkey)
+		kv_excl_release(m, xkey, xklen, xtok);
+	free(xkey);
+	if (pino)
+		inval_entry_async(m, pino, name);
+}
+
+/* kv_update callback of an O_APPEND commit: the value current now, then
+ * the bytes this handle appended. */
+struct append_arg {
+	const uint8_t *tail;
+	size_t tlen, max;
+	int64_t base_rev; /* the key existed at open (>0): gone now is ESTALE */
+	uint8_t *result;  /* the value put by the last attempt (ours) */
+	size_t rlen;
+};
+
+static int append_value(const struct kv_val *cur, struct kv_change *out, void *arg)
+{
+	struct append_arg *a = arg;
+	if (!cur->exists && a->base_rev > 0)
+		return ESTALE; /* deleted since open */
+	size_t clen = cur->exists ? cur->vlen : 0;
+	if (clen + a->tlen > a->max)
+		return EFBIG;
+	uint8_t *nv = malloc(clen + a->tlen + 1);
+	if (!nv)
+		return ENOMEM;
+	fs_memcpy(nv, cur->val, clen);
+	fs_memcpy(nv + clen, a->tail, a->tlen);
+	free(a->result);
+	a->result = nv;
+	a->rlen = clen + a->tlen;
+	out->val = nv;
+	out->vlen = (uint32_t)a->rlen;
+	return 0;
+}
+
+/* Write the handle's buffer back as one put.  h->mu held.  Returns an errno.
+ *
+ * Which value the put may replace depends on what the buffer keeps of its
+ * base, the value at h->rev:
+ *  - nothing (O_TRUNC, a truncate to 0, or writes from offset 0 covering
+ *    every base byte left): a whole rewrite, last writer wins;
+ *  - only appends (O_APPEND, no truncate): the appended bytes go after the
+ *    value current at commit (kv_update: compare-and-swap, retried);
+ *  - anything else keeps base bytes: put only if the key is still at
+ *    h->rev, else ESTALE and nothing changes (a mix of the old value and
+ *    this writer's bytes would be a value nobody wrote);
+ *  - with -o occ or user.etcfs.occ every commit compares h->rev. */
 int ops_commit(struct fs_mount *m, struct fs_handle *h)
 {
-	if (h->err)
-		return h->err; /* never store a prefix of what the writer meant */
+	if (h->err) {
+		pending_drop(m, h); /* a file created here and never committed */
+		return h->err;      /* never store a prefix of what the writer meant */
+	}
 	if (!h->dirty || h->reflect)
 		return 0;
 	struct fs_inode *in = h->in;
@@ -103,6 +225,14 @@ int ops_commit(struct fs_mount *m, struct fs_handle *h)
 	uint8_t *key = malloc(klen + 1);
 	if (key)
 		fs_memcpy(key, in->key, klen);
+	uint8_t *xkey = NULL;
+	uint32_t xklen = in->xklen;
+	uint64_t xtok = in->xtok;
+	if (!stale && local == FS_PENDING && in->xkey) {
+		xkey = malloc(xklen + 1);
+		if (xkey)
+			fs_memcpy(xkey, in->xkey, xklen);
+	}
 	if (!stale && local == FS_TEMP && key) {
 		uint8_t *d = malloc(h->len ? h->len : 1);
 		if (d) {
@@ -120,48 +250,106 @@ int ops_commit(struct fs_mount *m, struct fs_handle *h)
 		return 0;
 	}
 	pthread_mutex_unlock(&m->mu);
-	if (!key)
-		return ENOMEM;
-	if (stale) {
-		/* unlinked or replaced since open: like a write to an unlinked file */
-		free(key);
-		ops_clear_dirty(m, h);
-		return 0;
+	int err = 0;
+	if (!key || (local == FS_PENDING && xtok && !xkey))
+		err = ENOMEM;
+	else if (stale)
+		ops_clear_dirty(m, h); /* unlinked or replaced since open: like a write
+					  to an unlinked file */
+	else if (m->o.ro)
+		err = EROFS;
+	else if (h->len > FS_VALUE_MAX(klen))
+		err = EFBIG;
+	if (stale && h->xtok) {
+		/* created here with O_EXCL and replaced by a remote put of the
+		 * name before this first commit: the create lost (had the
+		 * user unlinked it, the reservation would be gone) */
+		pthread_mutex_lock(&m->mu);
+		int lost = in->xtok == h->xtok;
+		uint8_t *xk = lost ? in->xkey : NULL;
+		uint32_t xkl = in->xklen;
+		if (lost) {
+			in->xkey = NULL;
+			in->xtok = 0;
+		}
+		pthread_mutex_unlock(&m->mu);
+		if (xk)
+			kv_excl_release(m, xk, xkl, h->xtok);
+		free(xk);
+		h->xtok = 0;
+		if (lost)
+			err = EEXIST;
 	}
-	if (m->o.ro) {
+	if (err || stale) {
 		free(key);
-		return EROFS;
+		free(xkey);
+		return err;
 	}
-	if (h->len > FS_VALUE_MAX(klen)) {
-		free(key);
-		return EFBIG;
-	}
-	int64_t rev = 0;
-	int rv = kv_put(m, key, klen, h->data, (uint32_t)h->len, occ ? h->rev : -1, 0, h->lease,
-			&rev);
-	if (rv == EF_E_LEASE_NOT_FOUND && h->lease) {
-		h->lease = 0; /* the lease expired meanwhile: store without it */
-		rv = kv_put(m, key, klen, h->data, (uint32_t)h->len, occ ? h->rev : -1, 0, 0, &rev);
+	int whole = h->wcover >= h->basekeep;
+	int appending = !occ && !whole && local == FS_REMOTE && h->append && !h->notappend &&
+			h->len >= h->blen;
+	int64_t rev = 0, expect = occ || !whole ? h->rev : -1;
+	int rv = 0;
+	ef_kv akv;
+	uint64_t asize = 0;
+	struct append_arg aa = {.max = FS_VALUE_MAX(klen), .base_rev = h->rev};
+	if (xkey) {
+		rv = kv_excl_commit(m, key, klen, xkey, xklen, xtok, h->data, (uint32_t)h->len,
+				    h->lease, &rev);
+	} else if (appending) {
+		aa.tail = h->data + h->blen;
+		aa.tlen = h->len - h->blen;
+		err = kv_update(m, key, klen, append_value, &aa, &akv, &asize);
+		if (!err) {
+			free(h->data); /* the buffer becomes the value put */
+			h->data = aa.result;
+			h->len = h->cap = aa.rlen;
+			aa.result = NULL;
+			rev = akv.mod_revision;
+			h->lease = akv.lease;
+		}
+		free(aa.result);
+	} else {
+		rv = kv_put(m, key, klen, h->data, (uint32_t)h->len, expect, 0, h->lease, &rev);
+		if (rv == EF_E_LEASE_NOT_FOUND && h->lease) {
+			h->lease = 0; /* the lease expired meanwhile: store without it */
+			rv = kv_put(m, key, klen, h->data, (uint32_t)h->len, expect, 0, 0, &rev);
+		}
+		if (rv == EF_E_EXISTS)
+			rv = EF_E_TXN_FAILED; /* created by someone else since open */
 	}
 	free(key);
-	if (rv == EF_E_EXISTS)
-		rv = EF_E_TXN_FAILED; /* created by someone else since open */
+	free(xkey);
 	if (rv)
-		return ef_errno(rv);
+		err = ef_errno(rv);
+	if (err) {
+		if (local == FS_PENDING)
+			pending_drop(m, h);
+		return err;
+	}
 	pthread_mutex_lock(&m->mu);
 	int was_new = !in->known || !in->exists || in->local;
 	in->local = FS_REMOTE;
+	free(in->xkey);
+	in->xkey = NULL;
+	in->xtok = 0;
 	ef_kv kv = {.mod_revision = rev,
 		    .create_revision = was_new ? rev : in->create_rev,
 		    .version = was_new ? 1 : in->version + 1,
 		    .lease = h->lease,
 		    .mod_time_ns = clock_wall_ns()};
+	if (appending)
+		kv = akv;
 	/* the watch (its own connection) may already have brought this
 	 * revision, with its value, or a later one: never step back */
 	if (was_new || !in->known || in->mod_rev < rev)
 		inode_set_kv(in, &kv, h->len);
 	pthread_mutex_unlock(&m->mu);
 	h->rev = rev;
+	h->basekeep = h->blen = h->len; /* the buffer is now the value at h->rev */
+	h->wcover = 0;
+	h->notappend = !h->append;
+	h->xtok = 0;
 	ops_clear_dirty(m, h);
 	CTR_INC(m, commits);
 	return 0;
@@ -230,7 +418,9 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 				return ENOMEM;
 			}
 			fs_memcpy(h->data, in->ldata, in->llen);
+			h->basekeep = h->blen = in->llen;
 		}
+		h->notappend = !h->append;
 		pthread_mutex_unlock(&m->mu);
 		if (trunc)
 			ops_mark_dirty(m, h);
@@ -310,8 +500,10 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 	if (!trunc && v.exists) {
 		h->data = v.val;
 		h->len = h->cap = v.vlen;
+		h->basekeep = h->blen = v.vlen;
 		v.val = NULL;
 	}
+	h->notappend = !h->append;
 	if (writable) {
 		fi->direct_io = 1;
 		in->nwriters++;
@@ -359,17 +551,66 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ops_handle_free((struct fs_handle *)(uintptr_t)fi->fh); /* interrupted */
 }
 
+/* A read-only handle moves to the newest whole revision of its key, never
+ * to a mix: when the kernel reads through the page cache (after a remote
+ * change dropped it, with the new size: serving the old snapshot cut to
+ * that size was a value nobody wrote), on a read from offset 0 (a daemon
+ * re-reading its config through the same descriptor), and on a read at
+ * the end after one that already returned end of file (tail -F, as on a
+ * local disk).  Any other read stays on the handle's revision, so a
+ * sequential reader reads one revision to its end.  h->mu held. */
+static void read_follow(struct fs_mount *m, struct fs_handle *h, off_t off)
+{
+	if (h->writable || h->reflect)
+		return;
+	pthread_mutex_lock(&m->mu);
+	struct fs_inode *in = h->in;
+	int newer =
+		in->gen == h->gen && !in->local && in->known && in->exists && in->mod_rev > h->rev;
+	int want = newer && (h->pc || off == 0 || ((size_t)off >= h->len && h->eof_seen));
+	uint32_t klen = in->klen;
+	uint8_t *key = want ? malloc(klen + 1) : NULL;
+	if (key)
+		fs_memcpy(key, in->key, klen);
+	pthread_mutex_unlock(&m->mu);
+	if (!key)
+		return;
+	struct kv_val v;
+	int rv = kv_get(m, key, klen, serial(m), &v);
+	free(key);
+	if (rv || !v.exists || v.kv.mod_revision <= h->rev) {
+		free(v.val);
+		return; /* keep the snapshot: still a whole revision */
+	}
+	free(h->data);
+	h->data = v.val;
+	h->len = h->cap = v.vlen;
+	h->rev = v.kv.mod_revision;
+	h->eof_seen = 0;
+	pthread_mutex_lock(&m->mu);
+	if (in->mod_rev <= v.kv.mod_revision)
+		inode_set_kv(in, &v.kv, v.vlen);
+	if (h->pc) {
+		in->cache_rev = v.kv.mod_revision; /* what the kernel's pages now hold */
+		in->cache_size = v.vlen;
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_READ]);
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
 	pthread_mutex_lock(&h->mu);
-	if ((uint64_t)off >= h->len)
+	read_follow(m, h, off);
+	if ((uint64_t)off >= h->len) {
+		h->eof_seen = 1;
 		fuse_reply_buf(req, NULL, 0);
-	else
+	} else {
 		fuse_reply_buf(req, (const char *)h->data + off,
 			       size < h->len - (size_t)off ? size : h->len - (size_t)off);
+	}
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -397,6 +638,8 @@ static int do_write(struct fs_mount *m, struct fs_handle *h, const char *buf, si
 		fs_memcpy(h->data + off, buf, size);
 		ops_mark_dirty(m, h);
 		h->written = 1;
+		if ((size_t)off <= h->wcover && end > h->wcover)
+			h->wcover = end; /* written from 0 without a gap */
 	}
 	pthread_mutex_unlock(&h->mu);
 	return err;
@@ -545,6 +788,9 @@ static int do_setattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct
 			pthread_mutex_lock(&h->mu);
 			int err = buf_resize(h, (size_t)attr->st_size);
 			if (!err) {
+				if ((size_t)attr->st_size < h->basekeep)
+					h->basekeep = (size_t)attr->st_size;
+				h->notappend = 1;
 				ops_mark_dirty(m, h);
 				/* size 0 before any write is O_TRUNC (or alike): stored
 				 * at release, see op_flush */

@@ -2,8 +2,11 @@
  * namespace.c - names that appear, vanish and move: create, mknod, mkdir,
  * unlink, rmdir, rename.
  *
- *  - O_CREAT|O_EXCL (and mknod) is a put-if-absent txn at create; a plain
- *    create stays local (FS_PENDING) until its first commit (file.c); editor
+ *  - mknod is a put-if-absent txn of the empty file; O_CREAT|O_EXCL reserves
+ *    the name in the cluster (kv_excl_reserve: exactly one winner, at open)
+ *    and, like a plain create, stays local (FS_PENDING) until its first
+ *    commit (file.c) puts the content: no reader anywhere sees an empty
+ *    value nobody wrote (cp opens with O_EXCL); editor
  *    temporaries stay local for good (FS_TEMP) unless -o tmpfiles=cluster,
  *    so editors' save-by-rename flows leave no junk keys in the cluster.
  *  - mkdir puts the directory's marker key (the prefix itself, empty).
@@ -37,7 +40,7 @@
 
 /* Create the file (parent, name).  excl: put-if-absent in the cluster now. */
 static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, const char *name,
-		     int excl, struct fuse_entry_param *e, struct fs_handle **hout)
+		     int excl, int mknod, struct fuse_entry_param *e, struct fs_handle **hout)
 {
 	struct target t;
 	int err = ops_target_make(m, parent, name, &t);
@@ -54,8 +57,19 @@ static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 		return EROFS;
 	}
 	int64_t rev = 0;
-	if (excl && !temp && !reflector) {
+	uint8_t *xkey = NULL;
+	uint32_t xklen = 0;
+	uint64_t xtok = 0;
+	if (excl && !temp && !reflector && mknod) {
+		/* mknod(2) makes an empty file: the empty value is what was written */
 		int rv = kv_put(m, t.fk, t.fklen, (const uint8_t *)"", 0, 0, 0, 0, &rev);
+		if (rv) {
+			ops_target_free(&t);
+			return ef_errno(rv);
+		}
+	} else if (excl && !temp && !reflector) {
+		/* O_EXCL: one winner now, the content published at close (kv.c) */
+		int rv = kv_excl_reserve(m, t.fk, t.fklen, &xkey, &xklen, &xtok);
 		if (rv) {
 			ops_target_free(&t);
 			return ef_errno(rv);
@@ -65,8 +79,18 @@ static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 	struct fs_inode *in = inode_get(m, FS_FILE, t.fk, t.fklen);
 	if (!in) {
 		pthread_mutex_unlock(&m->mu);
+		if (xkey)
+			kv_excl_release(m, xkey, xklen, xtok);
+		free(xkey);
 		ops_target_free(&t);
 		return ENOMEM;
+	}
+	if (!reflector) {
+		free(in->xkey); /* an older reservation of this name is forgotten: its
+				   lease frees it */
+		in->xkey = xkey;
+		in->xklen = xklen;
+		in->xtok = xtok;
 	}
 	if (reflector) {
 		int ex;
@@ -101,6 +125,7 @@ static int do_create(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 		h->writable = 1;
 		h->rev = rev;
 		h->reflect = reflector;
+		h->xtok = reflector ? 0 : xtok;
 		in->nwriters++;
 		h->wcounted = 1;
 	}
@@ -127,12 +152,13 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	CTR_INC(m, ops[OP_CREATE]);
 	struct fuse_entry_param e;
 	struct fs_handle *h = NULL;
-	int err = do_create(m, req, parent, name, (fi->flags & O_EXCL) != 0, &e, &h);
+	int err = do_create(m, req, parent, name, (fi->flags & O_EXCL) != 0, 0, &e, &h);
 	if (err) {
 		reply_err(req, err);
 		return;
 	}
 	h->append = (fi->flags & O_APPEND) != 0;
+	h->notappend = !h->append;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
@@ -149,7 +175,7 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 	}
 	struct fuse_entry_param e;
 	/* mknod(2) of a regular file: an empty key, put-if-absent */
-	int err = do_create(m, req, parent, name, 1, &e, NULL);
+	int err = do_create(m, req, parent, name, 1, 1, &e, NULL);
 	if (err) {
 		reply_err(req, err);
 		return;
@@ -221,6 +247,23 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 /* ------------------------------------------------------------------ */
 /* unlink, rmdir                                                        */
 
+/* A file closed with its value still to store at release (created or
+ * O_TRUNC'ed, nothing written: ops/file.c, op_flush) is committed by the
+ * RELEASE the kernel sends after close returns, possibly after the next
+ * syscall on the name: unlink and rename wait for it, or the commit could
+ * land after them (create, close, unlink left the key behind). */
+static void wait_late(struct fs_mount *m, fuse_req_t req, const uint8_t *fk, uint32_t fklen)
+{
+	if (reflect_is_me(m, req))
+		return;
+	pthread_mutex_lock(&m->mu);
+	struct fs_inode *in = inode_find(m, FS_FILE, fk, fklen);
+	struct timespec dl = clock_after_ms(CLOCK_REALTIME, 2000);
+	while (in && in->nlate && pthread_cond_timedwait(&m->own_cv, &m->mu, &dl) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&m->mu);
+}
+
 static int do_unlink(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct target t;
@@ -228,10 +271,22 @@ static int do_unlink(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 	if (err)
 		return err;
 	int reflector = reflect_is_me(m, req);
+	wait_late(m, req, t.fk, t.fklen);
 	pthread_mutex_lock(&m->mu);
 	struct fs_inode *in = inode_find(m, FS_FILE, t.fk, t.fklen);
 	int local = in && in->local;
 	if (reflector || local) {
+		uint8_t *xkey = NULL;
+		uint32_t xklen = 0;
+		uint64_t xtok = 0;
+		if (in && !reflector) {
+			/* a file created with O_EXCL and removed before its close */
+			xkey = in->xkey;
+			xklen = in->xklen;
+			xtok = in->xtok;
+			in->xkey = NULL;
+			in->xtok = 0;
+		}
 		if (in) {
 			in->local = FS_REMOTE;
 			free(in->ldata);
@@ -241,6 +296,9 @@ static int do_unlink(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 			in->gen++;
 		}
 		pthread_mutex_unlock(&m->mu);
+		if (xkey)
+			kv_excl_release(m, xkey, xklen, xtok);
+		free(xkey);
 		ops_target_free(&t);
 		return 0;
 	}
@@ -554,6 +612,7 @@ static int do_rename(struct fs_mount *m, fuse_req_t req, fuse_ino_t parent, cons
 		err = EINVAL;
 		goto out;
 	}
+	wait_late(m, req, s.fk, s.fklen);
 	/* Is the source a directory?  The kernel looked it up just before. */
 	pthread_mutex_lock(&m->mu);
 	struct fs_inode *fin = inode_find(m, FS_FILE, s.fk, s.fklen);

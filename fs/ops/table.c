@@ -65,23 +65,66 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	reply_err(req, 0); /* every change is committed before its syscall returns */
 }
 
+/* statfs from the member the mount talks to: the size is the cluster's
+ * quota (--quota-backend-bytes; 2 GiB, etcd's default, when there is
+ * none), used is the database size in use (what the quota is checked
+ * against), files in use are the store's keys.  When the member cannot be
+ * asked, the last answer is given again (df must not fail while reads are
+ * served from a cache); EIO before any answer. */
+#define STATFS_BSIZE 4096
+#define STATFS_DEFAULT_QUOTA (2ll << 30)
+
+static int do_statfs(struct fs_mount *m, struct statvfs *sv)
+{
+	static struct statvfs last;
+	static int have_last;
+	ef_arena *a = ef_arena_new();
+	if (!a)
+		return ENOMEM;
+	ef_msg rq = {.type = EF_MSG_STATUS}, resp;
+	int rv = fs_call(m, &rq, &resp, a);
+	struct statvfs n = {0};
+	if (rv == 0) {
+		const ef_status_resp *s = &resp.u.status_resp;
+		int64_t quota = s->quota_bytes > 0 ? s->quota_bytes : STATFS_DEFAULT_QUOTA;
+		int64_t used = s->db_size_in_use > 0 ? s->db_size_in_use : s->db_size;
+		int64_t avail = quota > used ? quota - used : 0;
+		n.f_bsize = n.f_frsize = STATFS_BSIZE;
+		n.f_blocks = (fsblkcnt_t)(quota / STATFS_BSIZE);
+		n.f_bfree = n.f_bavail = (fsblkcnt_t)(avail / STATFS_BSIZE);
+		/* no limit on keys but space: as many more as free blocks */
+		n.f_ffree = n.f_favail = n.f_bfree;
+		n.f_files = (fsfilcnt_t)(s->keys > 0 ? s->keys : 0) + n.f_ffree;
+		n.f_namemax = NAME_MAX;
+	}
+	ef_arena_free(a);
+	pthread_mutex_lock(&m->mu);
+	if (rv == 0) {
+		last = n;
+		have_last = 1;
+	} else if (have_last) {
+		n = last;
+		rv = 0;
+	}
+	pthread_mutex_unlock(&m->mu);
+	if (rv)
+		return ef_errno(rv);
+	if (m->o.ro)
+		n.f_flag |= ST_RDONLY;
+	*sv = n;
+	return 0;
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_STATFS]);
-	struct statvfs sv = {0};
-	sv.f_bsize = 4096;
-	sv.f_frsize = 4096;
-	sv.f_blocks = 1u << 20;
-	sv.f_bfree = 1u << 19;
-	sv.f_bavail = 1u << 19;
-	sv.f_files = 1u << 24;
-	sv.f_ffree = 1u << 23;
-	sv.f_favail = 1u << 23;
-	sv.f_namemax = NAME_MAX;
-	if (m->o.ro)
-		sv.f_flag |= ST_RDONLY;
-	fuse_reply_statfs(req, &sv);
+	struct statvfs sv;
+	int err = do_statfs(m, &sv);
+	if (err)
+		reply_err(req, err);
+	else
+		fuse_reply_statfs(req, &sv);
 }
 
 /* ------------------------------------------------------------------ */

@@ -96,7 +96,10 @@ static int cluster_revision(struct fs_mount *m, int64_t *rev)
 	if (!a)
 		return EF_E_NOMEM;
 	ef_msg req = {.type = EF_MSG_RANGE}, resp;
-	req.u.range.key = (ef_buf){m->prefix, m->plen};
+	/* any one key will do: only the header's revision is used (the empty
+	 * prefix of a mount without --prefix is no key: ask for "\0") */
+	static const uint8_t zero[1] = {0};
+	req.u.range.key = m->plen ? (ef_buf){m->prefix, m->plen} : (ef_buf){zero, 1};
 	req.u.range.count_only = 1;
 	req.u.range.serializable = (uint8_t)serial(m);
 	int rv = fs_call(m, &req, &resp, a);
@@ -264,8 +267,29 @@ static int do_setxattr(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, const
 		return EAGAIN; /* not in the cluster yet: close it first */
 	if (m->o.ro)
 		return EROFS;
-	if (strcmp(a, "lease") == 0)
+	if (strcmp(a, "lease") == 0) {
+		int64_t ttl = 0;
+		int rv = v ? lease_ttl(m, v, &ttl) : 0;
+		if (rv == EF_E_LEASE_NOT_FOUND || (rv == 0 && v && ttl < 0)) {
+			/* an argument that names nothing: EINVAL (ENOENT would say
+			 * the file is missing), and say which lease */
+			char *path = NULL;
+			pthread_mutex_lock(&m->mu);
+			in = inode_by_ino(m, ino);
+			if (in)
+				path = names_key_to_path(m, in->key, in->klen);
+			pthread_mutex_unlock(&m->mu);
+			fprintf(stderr,
+				"etcfs: setxattr user.etcfs.lease on %s: lease %" PRIx64
+				" (%" PRId64 ") does not exist\n",
+				path ? path : "?", (uint64_t)v, v);
+			free(path);
+			return EINVAL;
+		}
+		if (rv)
+			return ef_errno(rv);
 		return attach_lease(m, ino, v);
+	}
 	if (strcmp(a, "ttl") == 0) {
 		if (v <= 0)
 			return EINVAL;

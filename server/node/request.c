@@ -277,6 +277,8 @@ static int local_status(node *n, ef_msg *resp, ef_arena *a)
 	s->version = ef_str(ETCFS_VERSION);
 	s->db_size = st.db_size;
 	s->db_size_in_use = st.db_size_in_use;
+	s->keys = st.keys;
+	s->quota_bytes = (int64_t)n->cfg.quota_bytes;
 	s->leader = st.leader;
 	s->raft_index = st.commit_index;
 	s->raft_term = st.term;

@@ -6,7 +6,9 @@
 # rename), --inplace and --delete, cp -p / cp -a over existing files, mv
 # over a file and across directories, tar x over existing files.  Every
 # result is read back from the cluster, through a second mount, and no tool
-# leaves a temporary key behind.
+# leaves a temporary key behind.  On the second mount, vim (both backupcopy
+# settings), sed -i and emacs's #name# / .#name make one complete-value
+# event per save and no event for a temporary name.
 source "$(dirname "$0")/fslib.bash"
 
 cluster_start 3
@@ -97,6 +99,30 @@ expect_eq "vim with 'backup' set" "$(kv_get ed/conf | head -1)" "alpha3"
 check "... no backup key stored" absent 'ed/conf~'
 seen_in_b ed/conf 'alpha3\nBETA'
 expect_eq "vim: value through another mount" "$(cat "$B/ed/conf" | tr '\n' ,)" "alpha3,BETA,"
+
+# ---- one event per save on another mount, no temporaries seen there ----
+# (vim probes .name.swpx / .name.swx before making its swap file; each
+# probe reached the cluster and made CREATE/CLOSE_WRITE/DELETE everywhere)
+inotifywait -m -q --format '%e %f' "$B/ed" >"$T_DIR/evB" 2>/dev/null &
+T_PIDS+=("$!")
+sleep 1 # no ready signal in -q mode
+vim -u NONE -i NONE -N -e -s -c 'set backupcopy=no' -c '%s/alpha3/v1/' -c 'wq' "$A/ed/conf" </dev/null
+seen_in_b ed/conf 'v1\nBETA'
+vim -u NONE -i NONE -N -e -s -c 'set backupcopy=yes' -c '%s/v1/v2/' -c 'wq' "$A/ed/conf" </dev/null
+seen_in_b ed/conf 'v2\nBETA'
+sed -i 's/v2/v3/' "$A/ed/conf"
+seen_in_b ed/conf 'v3\nBETA'
+echo emacs >"$A/ed/#conf#"
+echo lock >"$A/ed/.#conf"
+rm "$A/ed/#conf#" "$A/ed/.#conf"
+ctl put "${PREFIX}ed/marker2" m >/dev/null # events are replayed in order
+wait_for 20 "marker2 on B" grep -q 'marker2' "$T_DIR/evB"
+expect_eq "vim (backupcopy=no, yes), sed -i, emacs files: no temporary name on the other mount" \
+	"$(grep -vE ' (conf|marker2)$' "$T_DIR/evB" | sort -u | tr '\n' ';')" ""
+expect_eq "... one complete new value per save there (three saves)" \
+	"$(grep -cE '^(CLOSE_WRITE,CLOSE|MOVED_TO) conf$' "$T_DIR/evB")" 3
+rm "$A/ed/marker2"
+printf 'alpha3\nBETA\n' >"$A/ed/conf"
 
 # ---- install ----
 src=$T_DIR/src

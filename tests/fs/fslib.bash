@@ -18,7 +18,8 @@ fs_mount() { # fs_mount NAME MEMBER_INDEX [extra etcfs args...]
 		[ "$i" = "$idx" ] || eps+=",tcp://127.0.0.1:${M_CPORT[$i]}"
 	done
 	mkdir -p "$dir"
-	setsid "$ETCFS" --endpoints "$eps" --prefix "$PREFIX" "$dir" -f "$@" \
+	# PREFIX= mounts the whole keyspace with no --prefix at all (as make run)
+	setsid "$ETCFS" --endpoints "$eps" ${PREFIX:+--prefix "$PREFIX"} "$dir" -f "$@" \
 		</dev/null >>"$T_DIR/$name.log" 2>&1 &
 	T_PIDS+=("$!")
 	T_MOUNTS+=("$dir")
