@@ -14,20 +14,32 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache.h"
 #include "etcfs.h"
 
+/* Reads are the requests -o cache_dir answers when the cluster cannot
+ * (cache.c): while the mount is offline they are not sent at all. */
 int fs_call(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
+	int rd = req->type == EF_MSG_RANGE;
+	if (rd && cache_skip_read(m))
+		return EF_E_UNAVAILABLE;
 	CTR_INC(m, requests);
-	return efc_call(m->c, req, resp, a);
+	int rv = efc_call(m->c, req, resp, a);
+	if (rd || rv == 0)
+		cache_result(m, rv);
+	return rv;
 }
 
 int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializable,
 	   struct kv_val *out)
 {
 	memset(out, 0, sizeof *out);
+	if (cache_skip_read(m))
+		return EF_E_UNAVAILABLE;
 	CTR_INC(m, requests);
 	int rv = efc_get(m->c, key, klen, serializable, &out->val, &out->vlen, &out->kv);
+	cache_result(m, rv == EF_E_NOT_FOUND ? 0 : rv);
 	if (rv == EF_E_NOT_FOUND)
 		return 0;
 	if (rv)

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "etcfs.h"
 
 static uint64_t vhash(const ef_buf *b)
@@ -101,6 +102,7 @@ static void on_watch(void *ud, const ef_watch_resp *w, const ef_resp_header *hdr
 	for (uint32_t i = 0; i < w->n_events; i++) {
 		const ef_event *ev = &w->events[i];
 		apply_cached(m, ev);
+		cache_event(m, ev); /* -o cache_dir */
 		struct reflect_ev *e = calloc(1, sizeof *e);
 		if (!e)
 			continue;

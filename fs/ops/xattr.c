@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../cache.h"
 #include "ops_int.h"
 
 /* ------------------------------------------------------------------ */
@@ -147,6 +148,15 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	pthread_mutex_unlock(&m->mu);
 	if (type != FS_FILE || local) {
 		reply_err(req, ENODATA);
+		return;
+	}
+	if (strcmp(a, "stale") == 0) { /* -o cache_dir: absent while fresh */
+		int err = ops_refresh_file(m, ino);
+		int64_t age = err ? -1 : cache_age(m, ino);
+		if (err || age < 0)
+			reply_err(req, err ? err : ENODATA);
+		else
+			reply_xattr_value(req, (snprintf(v, sizeof v, "%" PRId64, age), v), size);
 		return;
 	}
 	if (strcmp(a, "occ") != 0) {

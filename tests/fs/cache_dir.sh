@@ -1,0 +1,168 @@
+#!/bin/bash
+# tests/fs/cache_dir.sh - -o cache_dir=DIR keeps the last-known-good value of
+# every key the mount has seen on disk and serves reads from it when the
+# cluster cannot answer:
+#   1. healthy: DIR is 0700, files 0600 named by hash (keys with any bytes,
+#      "..", "%", tab, newline, never a path outside DIR); a remote change is
+#      read from the cluster, not the cache; user.etcfs.stale is absent;
+#   2. every member the mount knows is down: cat, ls, stat answered from the
+#      cache in about one command timeout, user.etcfs.stale grows, writes
+#      fail with EIO and nothing hangs; a value changed by another client
+#      just before the outage is the one served;
+#   3. the mount restarted while its cluster is down still serves;
+#   4. the cluster back: changes made meanwhile (a value, a deletion, a new
+#      key) are read, reported with their inotify events, and the cache
+#      catches up (the deleted key leaves DIR, the new value replaces the old);
+#   5. lost quorum (2 of 3 members down) on a linearizable mount: the same.
+source "$(dirname "$0")/fslib.bash"
+
+cluster_start 3
+CD=$T_DIR/cache
+A=$T_DIR/A
+OPTS=timeout=2000,dial_timeout=500,cache_dir=$CD
+
+# A talks to member 1 only: killing it makes the whole cluster unreachable
+# for A while the others still take changes.
+mount_A() {
+	mkdir -p "$A"
+	setsid "$ETCFS" --endpoints "tcp://127.0.0.1:${M_CPORT[1]}" --prefix "$PREFIX" "$A" -f \
+		-o "$OPTS" </dev/null >>"$T_DIR/A.log" 2>&1 &
+	PID_A=$!
+	T_PIDS+=("$PID_A")
+	T_MOUNTS+=("$A")
+	wait_for 10 "mount A" mountpoint -q "$A"
+}
+stale() { getfattr --absolute-names --only-values -n user.etcfs.stale "$1" 2>/dev/null; }
+has() { grep -q -x -- "$2" "$1"; }
+cache_has() { grep -l -a -F -- "$1" "$CD"/k* >/dev/null 2>&1; } # some cache file holds these bytes
+
+ctl put "${PREFIX}app/conf" conf-one >/dev/null
+ctl put "${PREFIX}app/gone" doomed >/dev/null
+ctl put "${PREFIX}app/sub/deep" deep >/dev/null
+ctl put "${PREFIX}odd/.." dots >/dev/null
+ctl put "${PREFIX}odd/%x" pct >/dev/null
+ctl put "${PREFIX}odd/../../../esc" escape >/dev/null
+ctl put "${PREFIX}odd/tab$(printf '\t')nl
+end" ctl-bytes >/dev/null
+mount_A
+
+# ---------------- 1. healthy ----------------
+expect_eq "1: read through the mount" "$(cat "$A/app/conf")" "conf-one"
+cat "$A/app/gone" "$A/app/sub/deep" >/dev/null
+expect_eq "1: key '..', also a directory (%=..)" "$(cat "$A/odd/%=..")" "dots"
+expect_eq "1: key '%x' (%%25x)" "$(cat "$A/odd/%%25x")" "pct"
+expect_eq "1: key '../../../esc'" "$(cat "$A/odd/%../%../%../esc")" "escape"
+expect_eq "1: key with tab and newline" "$(cat "$A/odd/tab$(printf '\t')nl
+end")" "ctl-bytes"
+wait_for 10 "values written to the cache" cache_has ctl-bytes
+expect_eq "1: cache dir is private (0700)" "$(stat -c %a "$CD")" "700"
+expect_eq "1: cache files are 0600" "$(find "$CD" -type f ! -perm 600 | wc -l)" "0"
+expect_eq "1: one file per key seen, named by hash (+ state)" \
+	"$(find "$CD" -mindepth 1 | grep -v -c -E "^$CD/(k[0-9a-f]{64}|state)$")" "0"
+expect_eq "1: ... 7 keys" "$(find "$CD" -name 'k*' | wc -l)" "7"
+check "1: no file escaped the cache dir" bash -c "! find '$T_DIR' -path '$A' -prune -o -name esc -print | grep -q . && ! test -e /esc -o -e /tmp/esc"
+check "1: user.etcfs.stale absent while fresh" bash -c "! getfattr -n user.etcfs.stale '$A/app/conf' 2>/dev/null"
+ctl put "${PREFIX}app/conf" conf-two >/dev/null
+expect_eq "1: a remote change is read from the cluster, not the cache" "$(cat "$A/app/conf")" "conf-two"
+wait_for 10 "the cache follows" cache_has conf-two
+ctl put "${PREFIX}app/conf" conf-three >/dev/null # just before the outage, not read here
+wait_for 10 "the watch brings the change to the cache" cache_has conf-three
+check "1: a change made by another client reaches the cache through the watch" cache_has conf-three
+
+inotifywait -m --format '%e %f' "$A/app" >"$T_DIR/ev1" 2>"$T_DIR/ev1.err" &
+IW1=$!
+T_PIDS+=("$IW1")
+wait_for 10 "inotifywait ready" grep -q "Watches established" "$T_DIR/ev1.err"
+
+# ---------------- 2. every member down ----------------
+member_kill 1
+start=$SECONDS
+out=$(timeout 30 cat "$A/app/conf" 2>&1)
+el=$((SECONDS - start))
+expect_eq "2: with the cluster unreachable, cat gives the last value seen" "$out" "conf-three"
+check "2: ... within about the command timeout (${el}s)" test "$el" -le 6
+start=$SECONDS
+expect_eq "2: ls from the cache" "$(timeout 20 ls "$A/app" | tr '\n' ' ')" "conf gone sub "
+expect_eq "2: ls of the root from the cache" "$(timeout 20 ls "$A" | tr '\n' ' ')" "app odd "
+expect_eq "2: stat from the cache (size)" "$(timeout 20 stat -c %s "$A/app/conf")" "10"
+expect_eq "2: nested file" "$(timeout 20 cat "$A/app/sub/deep")" "deep"
+expect_eq "2: odd key '..', also a directory" "$(timeout 20 cat "$A/odd/%=..")" "dots"
+expect_eq "2: ... listed as both" "$(LC_ALL=C timeout 20 ls -A "$A/odd" | head -n 3 | tr '\n' ' ')" "%%25x %.. %=.. "
+expect_eq "2: odd key '../../../esc'" "$(timeout 20 cat "$A/odd/%../%../%../esc")" "escape"
+expect_eq "2: odd key with tab and newline" "$(timeout 20 cat "$A/odd/tab$(printf '\t')nl
+end")" "ctl-bytes"
+el=$((SECONDS - start))
+check "2: once offline, reads are answered at once (${el}s for 7 reads)" test "$el" -le 3
+s1=$(stale "$A/app/conf")
+check "2: user.etcfs.stale is a number of seconds ($s1)" grep -q -E '^[0-9]+$' <<<"$s1"
+sleep 2.2
+s2=$(stale "$A/app/conf")
+check "2: user.etcfs.stale grows ($s1 -> $s2)" test "${s2:-0}" -ge $((${s1:-0} + 2))
+start=$SECONDS
+out=$(timeout 30 bash -c "echo lost >'$A/app/conf'" 2>&1)
+rc=$?
+check "2: a write fails (rc=$rc, no hang)" test "$rc" != 0 -a "$rc" != 124
+check "2: ... with EIO" grep -q "Input/output error" <<<"$out"
+out=$(timeout 30 bash -c "echo new >'$A/app/created'" 2>&1)
+rc=$?
+check "2: creating a file fails with EIO (rc=$rc)" grep -q "Input/output error" <<<"$out"
+check "2: writes took a bounded time ($((SECONDS - start))s)" test $((SECONDS - start)) -le 15
+expect_eq "2: the failed write changed nothing" "$(timeout 20 cat "$A/app/conf")" "conf-three"
+# meanwhile, other clients change the cluster
+ctl_on 2 put "${PREFIX}app/conf" conf-four >/dev/null
+ctl_on 2 del "${PREFIX}app/gone" >/dev/null
+ctl_on 2 put "${PREFIX}app/new" fresh >/dev/null
+expect_eq "2: still the last value the mount saw" "$(timeout 20 cat "$A/app/conf")" "conf-three"
+
+# ---------------- 3. mount restarted while the cluster is down ----------------
+kill "$IW1" 2>/dev/null
+timeout 20 fusermount3 -u "$A"
+wait_for 20 "daemon A exited" bash -c "! kill -0 $PID_A 2>/dev/null"
+check "3: the cache survives the mount" cache_has conf-three
+mount_A
+expect_eq "3: a restarted mount serves from the cache" "$(timeout 30 cat "$A/app/conf")" "conf-three"
+expect_eq "3: ... ls" "$(timeout 20 ls "$A/app" | tr '\n' ' ')" "conf gone sub "
+expect_eq "3: ... the deleted key, as last seen" "$(timeout 20 cat "$A/app/gone")" "doomed"
+check "3: ... user.etcfs.stale" grep -q -E '^[0-9]+$' <<<"$(stale "$A/app/conf")"
+inotifywait -m --format '%e %f' "$A/app" >"$T_DIR/ev3" 2>"$T_DIR/ev3.err" &
+T_PIDS+=("$!")
+wait_for 10 "inotifywait ready" grep -q "Watches established" "$T_DIR/ev3.err"
+
+# ---------------- 4. the cluster is back ----------------
+member_restart 1
+wait_for 60 "member 1 back" bash -c "$ETCFSCTL --endpoints tcp://127.0.0.1:${M_CPORT[1]} --command-timeout 2s get x >/dev/null"
+wait_for 30 "the mount reads the cluster again" bash -c "[ \"\$(cat '$A/app/conf' 2>/dev/null)\" = conf-four ]"
+expect_eq "4: the value changed meanwhile is read" "$(cat "$A/app/conf")" "conf-four"
+wait_for 20 "events for what changed" has "$T_DIR/ev3" "DELETE gone"
+check "4: the changed value is reported (CLOSE_WRITE conf)" has "$T_DIR/ev3" "CLOSE_WRITE,CLOSE conf"
+check "4: the deletion is reported (DELETE gone)" has "$T_DIR/ev3" "DELETE gone"
+check "4: the new key is reported (CREATE new)" has "$T_DIR/ev3" "CREATE new"
+check "4: the deleted key is gone" bash -c "! test -e '$A/app/gone'"
+expect_eq "4: listing" "$(ls "$A/app" | tr '\n' ' ')" "conf new sub "
+check "4: user.etcfs.stale absent again" bash -c "! getfattr -n user.etcfs.stale '$A/app/conf' 2>/dev/null"
+wait_for 20 "the cache catches up" bash -c "! grep -l -a -F doomed '$CD'/k* >/dev/null 2>&1"
+check "4: the deleted key left the cache" bash -c "! grep -l -a -F doomed '$CD'/k* >/dev/null 2>&1"
+check "4: the new value replaced the old one" bash -c "grep -q -a -F conf-four '$CD'/k* && ! grep -q -a -F conf-three '$CD'/k*"
+fusermount3 -u "$A"
+
+# ---------------- 5. lost quorum ----------------
+fs_mount Q 1 -o timeout=2000,dial_timeout=500,cache_dir=$T_DIR/cacheQ
+Q=$T_DIR/Q
+expect_eq "5: read while healthy" "$(cat "$Q/app/conf")" "conf-four"
+wait_for 10 "cached" bash -c "grep -q -a -F conf-four '$T_DIR/cacheQ'/k*"
+member_kill 2
+member_kill 3
+start=$SECONDS
+expect_eq "5: lost quorum: the cached value is served" "$(timeout 30 cat "$Q/app/conf" 2>&1)" "conf-four"
+check "5: ... within about the command timeout ($((SECONDS - start))s)" test $((SECONDS - start)) -le 6
+check "5: ... marked stale" grep -q -E '^[0-9]+$' <<<"$(stale "$Q/app/conf")"
+out=$(timeout 30 bash -c "echo lost >'$Q/app/conf'" 2>&1)
+check "5: a write fails with EIO" grep -q "Input/output error" <<<"$out"
+member_restart 2
+wait_for 60 "quorum back" bash -c "$ETCFSCTL --endpoints tcp://127.0.0.1:${M_CPORT[1]} --command-timeout 2s get x >/dev/null"
+ctl put "${PREFIX}app/conf" conf-five >/dev/null
+wait_for 20 "fresh again" bash -c "[ \"\$(cat '$Q/app/conf' 2>/dev/null)\" = conf-five ]"
+expect_eq "5: quorum back: the cluster's value is read" "$(cat "$Q/app/conf")" "conf-five"
+check "5: ... not stale" bash -c "! getfattr -n user.etcfs.stale '$Q/app/conf' 2>/dev/null"
+
+t_finish
