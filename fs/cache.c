@@ -274,7 +274,7 @@ static int write_all(int fd, const void *p, size_t n)
 static int write_atomic(int dfd, const char *name, const uint8_t *buf, size_t n)
 {
 	char tmp[NAME_LEN + 32];
-	snprintf(tmp, sizeof tmp, ".tmp.%s", name);
+	snprintf(tmp, sizeof tmp, ".tmp.%d.%s", (int)getpid(), name);
 	unlinkat(dfd, tmp, 0);
 	int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -464,8 +464,9 @@ void cache_result(struct fs_mount *m, int rv)
 	pthread_mutex_lock(&c->mu);
 	if (rv && !c->offline_ns) {
 		c->offline_ns = clock_wall_ns();
-		fprintf(stderr, "etcfs: the cluster does not answer (%s): serving reads from "
-				"cache_dir %s\n",
+		fprintf(stderr,
+			"etcfs: the cluster does not answer (%s): serving reads from "
+			"cache_dir %s\n",
 			ef_strerror(rv), c->dir);
 	} else if (!rv && c->offline_ns) {
 		c->offline_ns = 0;
@@ -600,8 +601,7 @@ static int key_cmp(const void *x, const void *y)
 	return r ? r : (a->klen > b->klen) - (a->klen < b->klen);
 }
 
-int cache_list(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, cache_dirent_fn fn,
-	       void *arg)
+int cache_list(struct fs_mount *m, const uint8_t *pfx, uint32_t plen, cache_dirent_fn fn, void *arg)
 {
 	struct fs_cache *c = m->cache;
 	if (!c)
@@ -793,9 +793,10 @@ static void flush_dirty(struct fs_cache *c)
 	pthread_mutex_unlock(&c->mu);
 	int changed = 0;
 	for (size_t i = 0; i < nj; i++) {
-		int err = jobs[i].buf ? write_atomic(c->dfd, jobs[i].name, jobs[i].buf, jobs[i].n)
-				      : (unlinkat(c->dfd, jobs[i].name, 0) && errno != ENOENT ? errno
-											   : 0);
+		int err = jobs[i].buf
+				  ? write_atomic(c->dfd, jobs[i].name, jobs[i].buf, jobs[i].n)
+				  : (unlinkat(c->dfd, jobs[i].name, 0) && errno != ENOENT ? errno
+											  : 0);
 		if (err)
 			fprintf(stderr, "etcfs: cache_dir %s: %s: %s\n", c->dir, jobs[i].name,
 				strerror(err));
@@ -809,7 +810,7 @@ static void flush_dirty(struct fs_cache *c)
 		struct centry *e = jobs[i].e;
 		free(jobs[i].buf);
 		if (e->wgen != jobs[i].wgen)
-			continue; /* changed meanwhile: written again */
+			continue;  /* changed meanwhile: written again */
 		if (jobs[i].err) { /* failed: try again later */
 			mark_dirty(c, e);
 			continue;
@@ -937,10 +938,13 @@ static void *cache_main(void *arg)
 			pthread_mutex_unlock(&c->mu);
 			pthread_mutex_lock(&m->mu);
 			int64_t w = m->watch_rev;
+			int lost = m->need_resync; /* history lost: events missed */
 			pthread_mutex_unlock(&m->mu);
 			pthread_mutex_lock(&c->mu);
 			last_state = clock_mono_ms();
-			if (w > c->state_rev && !c->ndirty && !c->offline_ns && !c->catchup)
+			if (lost)
+				c->catchup = 1;
+			else if (w > c->state_rev && !c->ndirty && !c->offline_ns && !c->catchup)
 				save_state(c, w);
 			continue;
 		}

@@ -62,6 +62,7 @@ expect_eq "1: one file per key seen, named by hash (+ state)" \
 expect_eq "1: ... 7 keys" "$(find "$CD" -name 'k*' | wc -l)" "7"
 check "1: no file escaped the cache dir" bash -c "! find '$T_DIR' -path '$A' -prune -o -name esc -print | grep -q . && ! test -e /esc -o -e /tmp/esc"
 check "1: user.etcfs.stale absent while fresh" bash -c "! getfattr -n user.etcfs.stale '$A/app/conf' 2>/dev/null"
+check "1: ... and not listed" bash -c "! getfattr -d -m - '$A/app/conf' 2>/dev/null | grep -q stale"
 ctl put "${PREFIX}app/conf" conf-two >/dev/null
 expect_eq "1: a remote change is read from the cluster, not the cache" "$(cat "$A/app/conf")" "conf-two"
 wait_for 10 "the cache follows" cache_has conf-two
@@ -98,6 +99,7 @@ check "2: user.etcfs.stale is a number of seconds ($s1)" grep -q -E '^[0-9]+$' <
 sleep 2.2
 s2=$(stale "$A/app/conf")
 check "2: user.etcfs.stale grows ($s1 -> $s2)" test "${s2:-0}" -ge $((${s1:-0} + 2))
+check "2: ... and listed (getfattr -d)" bash -c "getfattr -d -m - '$A/app/conf' 2>/dev/null | grep -q '^user.etcfs.stale='"
 start=$SECONDS
 out=$(timeout 30 bash -c "echo lost >'$A/app/conf'" 2>&1)
 rc=$?
