@@ -463,13 +463,13 @@ void cache_result(struct fs_mount *m, int rv)
 		return;
 	pthread_mutex_lock(&c->mu);
 	if (rv && !c->offline_ns) {
-		c->offline_ns = clock_wall_ns();
+		__atomic_store_n(&c->offline_ns, clock_wall_ns(), __ATOMIC_RELAXED);
 		fprintf(stderr,
 			"etcfs: the cluster does not answer (%s): serving reads from "
 			"cache_dir %s\n",
 			ef_strerror(rv), c->dir);
 	} else if (!rv && c->offline_ns) {
-		c->offline_ns = 0;
+		__atomic_store_n(&c->offline_ns, 0, __ATOMIC_RELAXED);
 		c->catchup = 1;
 		fprintf(stderr, "etcfs: the cluster answers again: catching up cache_dir\n");
 	}
@@ -848,8 +848,10 @@ static int catch_up(struct fs_mount *m)
 	if (!a)
 		return EF_E_NOMEM;
 	ef_msg req = {.type = EF_MSG_RANGE}, resp;
+	int serial = m->o.consistency != FS_LINEARIZABLE; /* the mount's reads */
 	req.u.range.key = (ef_buf){m->prefix, m->plen};
 	req.u.range.count_only = 1;
+	req.u.range.serializable = (uint8_t)serial;
 	int rv = fs_call(m, &req, &resp, a);
 	int64_t rev = rv ? 0 : resp.hdr.revision;
 	ef_arena_free(a);
@@ -869,7 +871,7 @@ static int catch_up(struct fs_mount *m)
 		return EF_E_NOMEM;
 	for (size_t i = 0; i < n && !rv; i++) {
 		struct kv_val v;
-		rv = kv_get(m, ks[i].key, ks[i].klen, 0, &v);
+		rv = kv_get(m, ks[i].key, ks[i].klen, serial, &v);
 		if (rv)
 			break;
 		pthread_mutex_lock(&c->mu);

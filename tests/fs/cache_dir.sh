@@ -66,6 +66,11 @@ check "1: ... and not listed" bash -c "! getfattr -d -m - '$A/app/conf' 2>/dev/n
 ctl put "${PREFIX}app/conf" conf-two >/dev/null
 expect_eq "1: a remote change is read from the cluster, not the cache" "$(cat "$A/app/conf")" "conf-two"
 wait_for 10 "the cache follows" cache_has conf-two
+f=$(grep -l -a -F conf-two "$CD"/k*)
+ino=$(stat -c %i "$f")
+for _ in 1 2 3 4 5; do cat "$A/app/conf" >/dev/null; done
+sleep 0.5
+expect_eq "1: reading an unchanged value rewrites nothing" "$(stat -c %i "$f" 2>&1)" "$ino"
 ctl put "${PREFIX}app/conf" conf-three >/dev/null # just before the outage, not read here
 wait_for 10 "the watch brings the change to the cache" cache_has conf-three
 check "1: a change made by another client reaches the cache through the watch" cache_has conf-three
@@ -150,7 +155,10 @@ fusermount3 -u "$A"
 # ---------------- 5. lost quorum ----------------
 fs_mount Q 1 -o timeout=2000,dial_timeout=500,cache_dir=$T_DIR/cacheQ
 Q=$T_DIR/Q
+fs_mount S 1 -o serializable,timeout=2000,dial_timeout=500,cache_dir=$T_DIR/cacheS
+S=$T_DIR/S
 expect_eq "5: read while healthy" "$(cat "$Q/app/conf")" "conf-four"
+expect_eq "5: read while healthy (serializable mount)" "$(cat "$S/app/conf")" "conf-four"
 wait_for 10 "cached" bash -c "grep -q -a -F conf-four '$T_DIR/cacheQ'/k*"
 member_kill 2
 member_kill 3
@@ -160,6 +168,10 @@ check "5: ... within about the command timeout ($((SECONDS - start))s)" test $((
 check "5: ... marked stale" grep -q -E '^[0-9]+$' <<<"$(stale "$Q/app/conf")"
 out=$(timeout 30 bash -c "echo lost >'$Q/app/conf'" 2>&1)
 check "5: a write fails with EIO" grep -q "Input/output error" <<<"$out"
+expect_eq "5: a serializable mount still reads its member" "$(timeout 30 cat "$S/app/conf" 2>&1)" "conf-four"
+sleep 3 # (the cache thread's catch-up, linearizable, must not make it offline)
+check "5: ... not from the cache (no user.etcfs.stale)" bash -c "! getfattr -n user.etcfs.stale '$S/app/conf' 2>/dev/null"
+check "5: ... and never went offline" bash -c "! grep -q 'does not answer' '$T_DIR/S.log'"
 member_restart 2
 wait_for 60 "quorum back" bash -c "$ETCFSCTL --endpoints tcp://127.0.0.1:${M_CPORT[1]} --command-timeout 2s get x >/dev/null"
 ctl put "${PREFIX}app/conf" conf-five >/dev/null
