@@ -36,7 +36,7 @@
  * value length, i64 mod revision, create revision, version, lease, mod time
  * (ns), seen time (ns, wall clock: when the cluster last confirmed it), the
  * key, the value, and a u64 FNV-1a checksum of all that.  A file that fails
- * to parse is ignored and replaced.  DIR/state holds the watch revision up
+ * to parse, or holds another key than its name says, is removed at mount.  DIR/state holds the watch revision up
  * to which every cached key had every change: a mount restarted while the
  * cluster is down resumes its watch from there, so the changes made
  * meanwhile still come out as inotify events once the cluster returns.
@@ -55,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,6 +81,7 @@ struct centry {
 
 struct fs_cache {
 	int dfd;
+	int lockfd; /* DIR/lock, flock'ed: one mount per DIR */
 	char *dir;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -364,12 +366,27 @@ int cache_open(struct fs_mount *m, const char *dir)
 		close(dfd);
 		return err;
 	}
+	/* one mount per DIR: another one's temp files are not debris, and two
+	 * writers of one key would race (the lock lives as long as the open
+	 * file, so it passes to the daemon through fuse_daemonize's fork) */
+	int lockfd = openat(dfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+		int err = errno;
+		fprintf(stderr, "etcfs: cache_dir %s: %s\n", dir,
+			err == EWOULDBLOCK ? "in use by another mount" : strerror(err));
+		if (lockfd >= 0)
+			close(lockfd);
+		close(dfd);
+		return err;
+	}
 	struct fs_cache *c = calloc(1, sizeof *c);
 	if (!c) {
+		close(lockfd);
 		close(dfd);
 		return ENOMEM;
 	}
 	c->dfd = dfd;
+	c->lockfd = lockfd;
 	c->dir = strdup(dir);
 	c->hcap = 64;
 	c->hash = calloc(c->hcap, sizeof *c->hash);
@@ -393,9 +410,15 @@ int cache_open(struct fs_mount *m, const char *dir)
 		char want[NAME_LEN];
 		if (b && parse(b, n, &r) == 0)
 			file_name(r.key, r.klen, want);
-		if (!b || parse(b, n, &r) != 0 || strcmp(want, de->d_name) != 0 ||
-		    r.klen < m->plen || memcmp(r.key, m->prefix, m->plen) != 0) {
-			free(b); /* damaged, or another mount's prefix: not ours to serve */
+		if (!b || parse(b, n, &r) != 0 || strcmp(want, de->d_name) != 0) {
+			free(b); /* damaged, or not the file its name says */
+			fprintf(stderr, "etcfs: cache_dir %s: %s is damaged: removed\n", dir,
+				de->d_name);
+			unlinkat(dfd, de->d_name, 0);
+			continue;
+		}
+		if (r.klen < m->plen || memcmp(r.key, m->prefix, m->plen) != 0) {
+			free(b); /* kept under another prefix: not ours to serve */
 			continue;
 		}
 		struct centry *e = find(c, r.key, r.klen);
@@ -428,6 +451,7 @@ void cache_close(struct fs_mount *m)
 		}
 	free(c->hash);
 	close(c->dfd);
+	close(c->lockfd);
 	free(c->dir);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);

@@ -57,8 +57,16 @@ end")" "ctl-bytes"
 wait_for 10 "values written to the cache" cache_has ctl-bytes
 expect_eq "1: cache dir is private (0700)" "$(stat -c %a "$CD")" "700"
 expect_eq "1: cache files are 0600" "$(find "$CD" -type f ! -perm 600 | wc -l)" "0"
-expect_eq "1: one file per key seen, named by hash (+ state)" \
-	"$(find "$CD" -mindepth 1 | grep -v -c -E "^$CD/(k[0-9a-f]{64}|state)$")" "0"
+expect_eq "1: one file per key seen, named by hash (+ state, lock)" \
+	"$(find "$CD" -mindepth 1 | grep -v -c -E "^$CD/(k[0-9a-f]{64}|state|lock)$")" "0"
+mkdir -p "$T_DIR/B"
+T_MOUNTS+=("$T_DIR/B") # (unmounted by the trap should it mount after all)
+out=$(timeout 20 "$ETCFS" --endpoints "tcp://127.0.0.1:${M_CPORT[1]}" --prefix "$PREFIX" "$T_DIR/B" -f \
+	-o "$OPTS" 2>&1)
+rc=$?
+check "1: a second mount on the same cache dir is refused (rc=$rc)" test "$rc" != 0 -a "$rc" != 124
+check "... saying why" grep -q "in use by another mount" <<<"$out"
+check "... and mounts nothing" bash -c "! mountpoint -q '$T_DIR/B'"
 expect_eq "1: ... 7 keys" "$(find "$CD" -name 'k*' | wc -l)" "7"
 check "1: no file escaped the cache dir" bash -c "! find '$T_DIR' -path '$A' -prune -o -name esc -print | grep -q . && ! test -e /esc -o -e /tmp/esc"
 check "1: user.etcfs.stale absent while fresh" bash -c "! getfattr -n user.etcfs.stale '$A/app/conf' 2>/dev/null"
@@ -126,7 +134,11 @@ kill "$IW1" 2>/dev/null
 timeout 20 fusermount3 -u "$A"
 wait_for 20 "daemon A exited" bash -c "! kill -0 $PID_A 2>/dev/null"
 check "3: the cache survives the mount" cache_has conf-three
+# damaged files: garbage, and a whole file under another key's name
+printf 'garbage' >"$CD/k$(printf '0%.0s' $(seq 64))"
+cp "$(grep -l -a -F conf-three "$CD"/k*)" "$CD/k$(printf 'f%.0s' $(seq 64))"
 mount_A
+check "3: damaged cache files are removed at mount" bash -c "! test -e '$CD/k$(printf '0%.0s' $(seq 64))' && ! test -e '$CD/k$(printf 'f%.0s' $(seq 64))'"
 expect_eq "3: a restarted mount serves from the cache" "$(timeout 30 cat "$A/app/conf")" "conf-three"
 expect_eq "3: ... ls" "$(timeout 20 ls "$A/app" | tr '\n' ' ')" "conf gone sub "
 expect_eq "3: ... the deleted key, as last seen" "$(timeout 20 cat "$A/app/gone")" "doomed"
