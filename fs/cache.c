@@ -16,7 +16,9 @@
  * most the mount's command timeout (-o timeout).  The mount is then
  * offline: later reads skip the cluster and are served from the cache at
  * once (cache_skip_read), so a reader waits one timeout, not one per
- * request.  The cache thread probes the cluster every PROBE_MS with a read
+ * request.  The reflector's replays (its own thread, and the lookups
+ * made for it) always ask: they follow a change the cluster has just
+ * delivered.  The cache thread probes the cluster every PROBE_MS with a read
  * of the mount's consistency (a linearizable mount on a member without
  * quorum is offline; a serializable one is not); any cluster request that
  * succeeds also ends it.  While the cluster answers, nothing is served from
@@ -468,10 +470,17 @@ int cache_unreachable(int rv)
 	       rv == EF_E_STOPPING || rv == EF_E_OUTCOME_UNKNOWN;
 }
 
+static __thread int always_ask;
+
+void cache_always_ask(int on)
+{
+	always_ask = on;
+}
+
 int cache_skip_read(struct fs_mount *m)
 {
 	struct fs_cache *c = m->cache;
-	if (!c || !__atomic_load_n(&c->offline_ns, __ATOMIC_RELAXED))
+	if (!c || always_ask || !__atomic_load_n(&c->offline_ns, __ATOMIC_RELAXED))
 		return 0;
 	pid_t me = gettid();
 	return me != c->tid && me != m->reflector_tid;

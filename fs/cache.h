@@ -28,6 +28,10 @@ void cache_close(struct fs_mount *m);
  * since, so a read is answered from the cache at once instead of waiting
  * for another timeout.  The reflector and the cache thread always ask. */
 int cache_skip_read(struct fs_mount *m);
+/* The calling thread serves the reflector (on) or no longer (off): a
+ * replay follows a change the cluster just delivered, so its questions
+ * always go to the cluster, even while the mount is still offline. */
+void cache_always_ask(int on);
 /* After a cluster request: a failure of the "cannot answer" kind
  * (cache_unreachable) makes the mount offline; a success on-line again. */
 void cache_result(struct fs_mount *m, int rv);

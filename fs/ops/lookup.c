@@ -381,7 +381,10 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_LOOKUP]);
 	struct fuse_entry_param e;
-	int err = do_lookup(m, parent, name, reflect_is_me(m, req), &e);
+	int refl = reflect_is_me(m, req);
+	cache_always_ask(refl); /* -o cache_dir: a replay asks the cluster */
+	int err = do_lookup(m, parent, name, refl, &e);
+	cache_always_ask(0);
 	if (err)
 		reply_err(req, err);
 	else
