@@ -562,6 +562,8 @@ struct fs_inode *cache_lookup_locked(struct fs_mount *m, const uint8_t *fk, uint
 	if (in && m->watch_rev == 0)
 		m->watch_rev = c->state_rev;
 	pthread_mutex_unlock(&c->mu);
+	if (in)
+		CTR_INC(m, cache_hits);
 	return in;
 }
 
@@ -602,6 +604,7 @@ int cache_read(struct fs_mount *m, const uint8_t *key, uint32_t klen, struct kv_
 		out->kv = e->kv;
 		out->exists = 1;
 		pthread_mutex_unlock(&c->mu);
+		CTR_INC(m, cache_hits);
 		return 0;
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -624,6 +627,7 @@ int cache_read(struct fs_mount *m, const uint8_t *key, uint32_t klen, struct kv_
 	out->kv = r.kv;
 	out->exists = 1;
 	free(b);
+	CTR_INC(m, cache_hits);
 	return 0;
 }
 
@@ -866,7 +870,8 @@ static int probe(struct fs_mount *m)
 		return EF_E_NOMEM;
 	ef_msg req = {.type = EF_MSG_RANGE}, resp;
 	req.u.range.key = (ef_buf){m->prefix, m->plen};
-	req.u.range.count_only = 1;
+	req.u.range.keys_only = 1; /* one key: cheap whatever the prefix holds */
+	req.u.range.limit = 1;
 	req.u.range.serializable = m->o.consistency != FS_LINEARIZABLE;
 	int rv = fs_call(m, &req, &resp, a);
 	ef_arena_free(a);
@@ -883,7 +888,8 @@ static int catch_up(struct fs_mount *m)
 	ef_msg req = {.type = EF_MSG_RANGE}, resp;
 	int serial = m->o.consistency != FS_LINEARIZABLE; /* the mount's reads */
 	req.u.range.key = (ef_buf){m->prefix, m->plen};
-	req.u.range.count_only = 1;
+	req.u.range.keys_only = 1; /* one key: cheap whatever the prefix holds */
+	req.u.range.limit = 1;
 	req.u.range.serializable = (uint8_t)serial;
 	int rv = fs_call(m, &req, &resp, a);
 	int64_t rev = rv ? 0 : resp.hdr.revision;
