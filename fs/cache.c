@@ -97,6 +97,7 @@ struct fs_cache {
 	pthread_t thread;
 	int started;
 	pid_t tid;
+	uint64_t resyncs; /* m->ctr.resyncs when last looked at */
 };
 
 static uint64_t fnv(const uint8_t *p, size_t n, uint64_t h)
@@ -979,10 +980,14 @@ static void *cache_main(void *arg)
 			pthread_mutex_unlock(&c->mu);
 			pthread_mutex_lock(&m->mu);
 			int64_t w = m->watch_rev;
-			int lost = m->need_resync; /* history lost: events missed */
+			/* the watch lost history (resync.c replays it without
+			 * watch events): the cache missed those changes */
+			uint64_t rs = __atomic_load_n(&m->ctr.resyncs, __ATOMIC_RELAXED);
+			int lost = m->need_resync || rs != c->resyncs;
 			pthread_mutex_unlock(&m->mu);
 			pthread_mutex_lock(&c->mu);
 			last_state = clock_mono_ms();
+			c->resyncs = rs;
 			if (lost)
 				c->catchup = 1;
 			else if (w > c->state_rev && !c->ndirty && !c->offline_ns && !c->catchup)
@@ -1003,6 +1008,7 @@ int cache_start(struct fs_mount *m)
 	struct fs_cache *c = m->cache;
 	if (!c)
 		return 0;
+	c->resyncs = __atomic_load_n(&m->ctr.resyncs, __ATOMIC_RELAXED);
 	if (pthread_create(&c->thread, NULL, cache_main, m) != 0)
 		return EAGAIN;
 	c->started = 1;

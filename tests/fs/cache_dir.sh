@@ -191,4 +191,30 @@ wait_for 20 "fresh again" bash -c "[ \"\$(cat '$Q/app/conf' 2>/dev/null)\" = con
 expect_eq "5: quorum back: the cluster's value is read" "$(cat "$Q/app/conf")" "conf-five"
 check "5: ... not stale" bash -c "! getfattr -n user.etcfs.stale '$Q/app/conf' 2>/dev/null"
 
+# ---------------- 6. the watch lost for good ----------------
+# The mount's member is down while the revision its watch would resume from
+# is compacted: the mount re-reads the prefix (resync.c, no watch events),
+# and the cache must catch up too, without anyone reading through the mount.
+member_restart 3
+wait_for 60 "member 3 back" cluster_ready
+mount_A
+expect_eq "6: read" "$(cat "$A/app/conf")" "conf-five"
+wait_for 10 "cached" cache_has conf-five
+kill -STOP "$PID_A" # (so it cannot resume its watch before the compaction)
+member_kill 1
+rev0=$(ctl_on 2 get -w json "${PREFIX}app/conf" | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')
+wait_for 30 "put through member 2" ctl_on 2 put "${PREFIX}app/conf" conf-six
+for i in 1 2 3; do ctl_on 2 put "${PREFIX}churn" "$i" >/dev/null; done
+rev=$(ctl_on 2 get -w json "${PREFIX}churn" | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')
+wait_for 30 "compaction" ctl_on 2 compaction "$rev"
+member_restart 1
+wait_for 60 "member 1 applied the compaction" bash -c \
+	"$ETCFSCTL --endpoints tcp://127.0.0.1:${M_CPORT[1]} --command-timeout 2s get --rev=$rev0 ${PREFIX}app/conf 2>&1 | grep -q compacted"
+kill -CONT "$PID_A"
+wait_for 40 "resync" grep -q "re-reading the prefix" "$T_DIR/A.log"
+check "6: the mount resynced" grep -q "re-reading the prefix" "$T_DIR/A.log"
+wait_for 20 "the cache catches up" cache_has conf-six
+check "6: the cache caught up after the resync (nobody read the file)" cache_has conf-six
+expect_eq "6: and the mount reads the new value" "$(cat "$A/app/conf")" "conf-six"
+
 t_finish
