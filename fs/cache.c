@@ -65,7 +65,8 @@
 
 #define PROBE_MS 500
 #define STATE_EVERY_MS 2000
-#define NAME_LEN 66 /* "k" + 64 hex + NUL */
+#define RETRY_MS 1000 /* after a failed write (disk full, I/O error) */
+#define NAME_LEN 66   /* "k" + 64 hex + NUL */
 static const char magic[8] = "ETCFSC1\n";
 
 struct centry {
@@ -98,6 +99,7 @@ struct fs_cache {
 	int started;
 	pid_t tid;
 	uint64_t resyncs; /* m->ctr.resyncs when last looked at */
+	int failing;      /* the last flush failed (logged once until one works) */
 };
 
 static uint64_t fnv(const uint8_t *p, size_t n, uint64_t h)
@@ -804,13 +806,14 @@ void cache_event(struct fs_mount *m, const ef_event *ev)
 /* the cache thread                                                     */
 
 /* Write (or remove) every dirty entry, then fsync DIR once.  c->mu held;
- * dropped during the I/O. */
-static void flush_dirty(struct fs_cache *c)
+ * dropped during the I/O.  Returns the number of failures: those entries
+ * stay dirty (their values in memory, still served) for a later retry. */
+static int flush_dirty(struct fs_cache *c)
 {
 	size_t nj = 0, cap = c->ndirty;
 	struct job *jobs = calloc(cap ? cap : 1, sizeof *jobs);
 	if (!jobs)
-		return;
+		return 1;
 	for (size_t i = 0; i < c->hcap && nj < cap; i++)
 		for (struct centry *e = c->hash[i]; e && nj < cap; e = e->hnext) {
 			if (!e->dirty)
@@ -828,22 +831,36 @@ static void flush_dirty(struct fs_cache *c)
 			c->ndirty--;
 			nj++;
 		}
+	int failing = c->failing;
 	pthread_mutex_unlock(&c->mu);
-	int changed = 0;
+	int nerr = nj < cap; /* an entry that could not be encoded */
+	int first = 0;       /* errno of the first failure */
 	for (size_t i = 0; i < nj; i++) {
 		int err = jobs[i].buf
 				  ? write_atomic(c->dfd, jobs[i].name, jobs[i].buf, jobs[i].n)
 				  : (unlinkat(c->dfd, jobs[i].name, 0) && errno != ENOENT ? errno
 											  : 0);
-		if (err)
-			fprintf(stderr, "etcfs: cache_dir %s: %s: %s\n", c->dir, jobs[i].name,
-				strerror(err));
 		jobs[i].err = err;
-		changed = 1;
+		if (err && !first)
+			first = err;
 	}
-	if (changed && fsync(c->dfd) != 0)
-		fprintf(stderr, "etcfs: cache_dir %s: fsync: %s\n", c->dir, strerror(errno));
+	if (nj && fsync(c->dfd) != 0) {
+		if (!first)
+			first = errno;
+		for (size_t i = 0; i < nj; i++)
+			jobs[i].err = jobs[i].err ? jobs[i].err : EIO; /* not durable: again */
+	}
+	for (size_t i = 0; i < nj; i++)
+		nerr += jobs[i].err != 0;
+	if (first && !failing)
+		fprintf(stderr,
+			"etcfs: cache_dir %s: cannot write: %s (values kept in memory; "
+			"retrying)\n",
+			c->dir, strerror(first));
+	else if (!nerr && failing)
+		fprintf(stderr, "etcfs: cache_dir %s: writing again\n", c->dir);
 	pthread_mutex_lock(&c->mu);
+	c->failing = nerr != 0;
 	for (size_t i = 0; i < nj; i++) {
 		struct centry *e = jobs[i].e;
 		free(jobs[i].buf);
@@ -861,6 +878,7 @@ static void flush_dirty(struct fs_cache *c)
 		}
 	}
 	free(jobs);
+	return nerr;
 }
 
 /* One read of the mount's consistency; on-line when it is answered. */
@@ -932,9 +950,8 @@ static int catch_up(struct fs_mount *m)
 	free(ks);
 	if (rv == 0) {
 		pthread_mutex_lock(&c->mu);
-		while (c->ndirty)
-			flush_dirty(c);
-		save_state(c, rev);
+		if (!c->ndirty || (flush_dirty(c) == 0 && !c->ndirty))
+			save_state(c, rev); /* only once every value is on disk */
 		pthread_mutex_unlock(&c->mu);
 	}
 	return rv;
@@ -944,12 +961,13 @@ static void *cache_main(void *arg)
 {
 	struct fs_mount *m = arg;
 	struct fs_cache *c = m->cache;
-	int64_t last_state = 0;
+	int64_t last_state = 0, retry_at = 0;
 	pthread_mutex_lock(&c->mu);
 	c->tid = gettid();
 	while (!c->stop) {
-		if (c->ndirty) {
-			flush_dirty(c);
+		if (c->ndirty && clock_mono_ms() >= retry_at) {
+			if (flush_dirty(c))
+				retry_at = clock_mono_ms() + RETRY_MS;
 			continue;
 		}
 		if (c->offline_ns || c->catchup) {
@@ -994,7 +1012,10 @@ static void *cache_main(void *arg)
 				save_state(c, w);
 			continue;
 		}
-		struct timespec dl = clock_after_ms(CLOCK_REALTIME, STATE_EVERY_MS);
+		int64_t wait = STATE_EVERY_MS;
+		if (c->ndirty && retry_at - clock_mono_ms() < wait)
+			wait = retry_at - clock_mono_ms() > 0 ? retry_at - clock_mono_ms() : 1;
+		struct timespec dl = clock_after_ms(CLOCK_REALTIME, wait);
 		pthread_cond_timedwait(&c->cv, &c->mu, &dl);
 	}
 	if (c->ndirty)

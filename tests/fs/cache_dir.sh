@@ -217,4 +217,27 @@ wait_for 20 "the cache catches up" cache_has conf-six
 check "6: the cache caught up after the resync (nobody read the file)" cache_has conf-six
 expect_eq "6: and the mount reads the new value" "$(cat "$A/app/conf")" "conf-six"
 
+# ---------------- 7. a full disk ----------------
+# A value the cache cannot write is kept in memory and retried, reported
+# once, and never gets in the way of reads.
+mkdir -p "$T_DIR/small"
+mount -t tmpfs -o size=64k tmpfs "$T_DIR/small"
+T_MOUNTS+=("$T_DIR/small")
+ctl put "${PREFIX}big" "$(head -c 100000 /dev/zero | tr '\0' x)" >/dev/null
+ctl put "${PREFIX}small" tiny >/dev/null
+fs_mount F 2 -o timeout=2000,dial_timeout=500,cache_dir=$T_DIR/small/cache
+F=$T_DIR/F
+expect_eq "7: a value too big for the cache dir is read" "$(wc -c <"$F/big")" "100000"
+expect_eq "7: ... and a small one" "$(cat "$F/small")" "tiny"
+wait_for 10 "the small value is cached" bash -c "grep -q -a -F tiny '$T_DIR/small/cache'/k*"
+check "7: the small value is cached" bash -c "grep -q -a -F tiny '$T_DIR/small/cache'/k*"
+wait_for 10 "the failure is logged" grep -q "cannot write" "$T_DIR/F.log"
+t0=$(awk '{print $14 + $15}' "/proc/$PID_F/stat")
+sleep 3
+t1=$(awk '{print $14 + $15}' "/proc/$PID_F/stat")
+expect_eq "7: the failure is logged once, not per retry" "$(grep -c "cannot write" "$T_DIR/F.log")" "1"
+check "7: retries do not spin ($((t1 - t0)) ticks of CPU in 3s)" test $((t1 - t0)) -le 30
+check "7: no temp file left behind" bash -c "! ls -A '$T_DIR/small/cache' | grep -q '^\.tmp'"
+expect_eq "7: reads still answered" "$(cat "$F/small")" "tiny"
+
 t_finish
