@@ -13,7 +13,12 @@
 #   4. the cluster back: changes made meanwhile (a value, a deletion, a new
 #      key) are read, reported with their inotify events, and the cache
 #      catches up (the deleted key leaves DIR, the new value replaces the old);
-#   5. lost quorum (2 of 3 members down) on a linearizable mount: the same.
+#   5. lost quorum (2 of 3 members down) on a linearizable mount: the same;
+#      a serializable mount keeps reading its member instead;
+#   6. the watch lost for good (compaction while the mount was cut off): the
+#      cache catches up although nobody reads through the mount;
+#   7. a full disk: the value is kept in memory, the failure logged once,
+#      retried without spinning, reads unaffected.
 source "$(dirname "$0")/fslib.bash"
 
 cluster_start 3
