@@ -1,7 +1,7 @@
 /*
  * cache.h - -o cache_dir=DIR: the last-known-good copy of every value the
  * mount has seen, on disk, served when the cluster cannot answer
- * (fs/cache.c has the design; man/etcfs.1, CACHE DIRECTORY, the contract).
+ * (fs/cache/cache_int.h has the design; man/etcfs.1, CACHE DIRECTORY, the contract).
  *
  * Lock order: m->mu before the cache's own lock.  Functions marked "m->mu
  * held" are called from the handlers with it; the others take what they

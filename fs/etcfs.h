@@ -17,7 +17,7 @@
  *   reflect.c  the watch and the reflector thread
  *   resync.c   re-reading the prefix when the watch was lost for good
  *   metrics.c  -o metrics: counters as Prometheus series and their HTTP listener
- *   cache.c    -o cache_dir: last-known-good values on disk (cache.h)
+ *   cache/     -o cache_dir: last-known-good values on disk (contract: cache.h)
  *   main.c     option parsing, mount, the session loop, unmount
  */
 #ifndef EF_FS_ETCFS_H
@@ -215,7 +215,7 @@ struct fs_opts {
 	int have_uid, have_gid, have_umask;
 	unsigned uid, gid, umask;
 	char *metrics;   /* HOST:PORT of the /metrics listener, or NULL */
-	char *cache_dir; /* -o cache_dir: last-known-good values on disk (cache.c) */
+	char *cache_dir; /* -o cache_dir: last-known-good values on disk (cache/) */
 	int foreground, debug;
 };
 
@@ -282,7 +282,7 @@ struct fs_mount {
 	 * a replay that runs behind never sees later changes.  Under mu. */
 	int64_t refl_rev;
 
-	struct fs_cache *cache; /* -o cache_dir (cache.c), or NULL */
+	struct fs_cache *cache; /* -o cache_dir (cache/), or NULL */
 
 	struct fs_counters ctr;    /* updated with __atomic builtins */
 	struct fs_ctr_metrics ctm; /* the same counters as registered metrics */

@@ -18,7 +18,7 @@
 #include "etcfs.h"
 
 /* Reads are the requests -o cache_dir answers when the cluster cannot
- * (cache.c): while the mount is offline they are not sent at all. */
+ * (cache/): while the mount is offline they are not sent at all. */
 int fs_call(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
 	int rd = req->type == EF_MSG_RANGE;
