@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cache.h"
 #include "etcfs.h"
 
 struct fs_dirent {
@@ -124,6 +125,16 @@ static int set_next(struct fs_dirh *d, const uint8_t *p, uint32_t n, int plus_ze
 	return 0;
 }
 
+struct dir_arg {
+	struct fs_mount *m;
+	struct fs_dirh *d;
+};
+static int from_cache(void *arg, const char *name, int type, const uint8_t *key, uint32_t klen)
+{
+	struct dir_arg *x = arg;
+	return add_ent(x->m, x->d, name, type, key, klen);
+}
+
 static int fetch_page(struct fs_mount *m, struct fs_dirh *d)
 {
 	ef_arena *a = ef_arena_new();
@@ -137,6 +148,12 @@ static int fetch_page(struct fs_mount *m, struct fs_dirh *d)
 	req.u.range.revision = d->rev;
 	req.u.range.serializable = m->o.consistency != FS_LINEARIZABLE;
 	int rv = fs_call(m, &req, &resp, a);
+	if (rv && d->n == 0 && cache_serves(m, rv) &&
+	    cache_list(m, d->cp, d->cplen, from_cache, &(struct dir_arg){m, d}) == 0) {
+		d->done = 1; /* -o cache_dir: the keys it holds */
+		ef_arena_free(a);
+		return 0;
+	}
 	if (rv == EF_E_COMPACTED && d->rev) {
 		d->rev = 0; /* the snapshot is gone: continue at the current revision */
 		req.u.range.revision = 0;

@@ -19,6 +19,7 @@
  *   watchers.c waiting for recursive inotify watchers to watch a new directory
  *   resync.c   re-reading the prefix when the watch was lost for good
  *   metrics.c  -o metrics: counters as Prometheus series and their HTTP listener
+ *   cache/     -o cache_dir: last-known-good values on disk (contract: cache.h)
  *   main.c     option parsing, mount, the session loop, unmount
  */
 #ifndef EF_FS_ETCFS_H
@@ -228,7 +229,8 @@ struct fs_opts {
 	int timeout_ms, dial_timeout_ms;
 	int have_uid, have_gid, have_umask;
 	unsigned uid, gid, umask;
-	char *metrics; /* HOST:PORT of the /metrics listener, or NULL */
+	char *metrics;   /* HOST:PORT of the /metrics listener, or NULL */
+	char *cache_dir; /* -o cache_dir: last-known-good values on disk (cache/) */
 	int foreground, debug;
 };
 
@@ -300,6 +302,8 @@ struct fs_mount {
 	 * the revision before it, its own checks as of the revision itself, so
 	 * a replay that runs behind never sees later changes.  Under mu. */
 	int64_t refl_rev;
+
+	struct fs_cache *cache; /* -o cache_dir (cache/), or NULL */
 
 	struct fs_counters ctr;    /* updated with __atomic builtins */
 	struct fs_ctr_metrics ctm; /* the same counters as registered metrics */

@@ -16,31 +16,44 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "etcfs.h"
 
 /* The smallest key: where a range over the whole keyspace starts. */
 static const uint8_t key_zero[1] = {0};
 
+/* Reads are the requests -o cache_dir answers when the cluster cannot
+ * (cache/): while the mount is offline they are not sent at all. */
 int fs_call(struct fs_mount *m, const ef_msg *req, ef_msg *resp, ef_arena *a)
 {
+	int rd = req->type == EF_MSG_RANGE;
+	if (rd && cache_skip_read(m))
+		return EF_E_UNAVAILABLE;
 	CTR_INC(m, requests);
-	if (req->type == EF_MSG_RANGE && req->u.range.key.n == 0 && req->u.range.range_end.n) {
+	ef_msg r;
+	if (rd && req->u.range.key.n == 0 && req->u.range.range_end.n) {
 		/* A mount without --prefix: the root's prefix is the empty key,
 		 * which the cluster refuses as a range start (EF_E_EMPTY_KEY,
 		 * EINVAL: ls of the root failed).  Every key is at least "\0". */
-		ef_msg r = *req;
+		r = *req;
 		r.u.range.key = (ef_buf){key_zero, 1};
-		return efc_call(m->c, &r, resp, a);
+		req = &r;
 	}
-	return efc_call(m->c, req, resp, a);
+	int rv = efc_call(m->c, req, resp, a);
+	if (rd || rv == 0)
+		cache_result(m, rv);
+	return rv;
 }
 
 int kv_get(struct fs_mount *m, const uint8_t *key, uint32_t klen, int serializable,
 	   struct kv_val *out)
 {
 	memset(out, 0, sizeof *out);
+	if (cache_skip_read(m))
+		return EF_E_UNAVAILABLE;
 	CTR_INC(m, requests);
 	int rv = efc_get(m->c, key, klen, serializable, &out->val, &out->vlen, &out->kv);
+	cache_result(m, rv == EF_E_NOT_FOUND ? 0 : rv);
 	if (rv == EF_E_NOT_FOUND)
 		return 0;
 	if (rv)

@@ -27,6 +27,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "etcfs.h"
 
 static void usage(FILE *f)
@@ -37,8 +38,8 @@ static void usage(FILE *f)
 		   "options (-o): endpoints=URL|URL, prefix=P, consistency=linearizable|"
 		   "serializable|cached,\n"
 		   "  cache_fallback, occ, tmpfiles=local|cluster, timeout=MS, dial_timeout=MS,\n"
-		   "  ro, uid=N, gid=N, umask=OOO, metrics=HOST:PORT, allow_other, and other FUSE\n"
-		   "  mount options.\n"
+		   "  ro, uid=N, gid=N, umask=OOO, metrics=HOST:PORT, cache_dir=DIR, allow_other,\n"
+		   "  and other FUSE mount options.\n"
 		   "See etcfs(1).\n");
 }
 
@@ -139,6 +140,11 @@ static int parse_opt(struct fs_opts *o, char **kopts, const char *opt)
 			return -1;
 	} else if (IS("metrics")) {
 		set_str(&o->metrics, v);
+	} else if (IS("cache_dir")) {
+		if (!*v)
+			return -1;
+		set_str(&o->cache_dir, v);
+		o->cache_fallback = 1; /* the memory copies answer too */
 	} else if (IS("defaults") || IS("auto") || IS("noauto") || IS("user") || IS("users") ||
 		   IS("nouser") || IS("nofail") || IS("_netdev") || IS("owner") || IS("group") ||
 		   IS("comment") || strncmp(opt, "x-", 2) == 0) {
@@ -325,6 +331,8 @@ int main(int argc, char **argv)
 		goto out_free;
 	if (fsmetrics_init(m)) /* binds -o metrics now, while errors reach the caller */
 		goto out_table;
+	if (m->o.cache_dir && cache_open(m, m->o.cache_dir)) /* the same */
+		goto out_table;
 
 	if (add_kopt(&kopts, "fsname=etcfs,subtype=etcfs,default_permissions"))
 		goto out_table;
@@ -348,12 +356,16 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	if (fsmetrics_start(m))
 		goto out_client;
-	if (reflect_start(m))
+	if (cache_start(m)) /* before the watch: its events update the cache */
 		goto out_metrics;
+	if (reflect_start(m))
+		goto out_cache;
 
 	rc = fuse_session_loop_mt(m->se, &cfg) ? 1 : 0;
 
 	reflect_stop(m);
+out_cache:
+	cache_stop(m);
 out_metrics:
 	fsmetrics_stop(m); /* before efc_close: a scrape reads the client */
 out_client:
@@ -367,6 +379,7 @@ out_session:
 	fuse_session_destroy(m->se);
 out_table:
 	fsmetrics_stop(m); /* closes the listening socket if never started */
+	cache_close(m);
 	inode_table_free(m);
 out_free:
 	free(kopts);
@@ -374,5 +387,6 @@ out_free:
 	free(m->o.endpoints);
 	free(m->o.prefix);
 	free(m->o.metrics);
+	free(m->o.cache_dir);
 	return rc;
 }

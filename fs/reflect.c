@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "etcfs.h"
 
 static uint64_t vhash(const ef_buf *b)
@@ -102,6 +103,7 @@ static void on_watch(void *ud, const ef_watch_resp *w, const ef_resp_header *hdr
 		if (kv_reserved(ev->kv.key.p, ev->kv.key.n))
 			continue; /* an O_EXCL create's reservation (kv.c): no file */
 		apply_cached(m, ev);
+		cache_event(m, ev); /* -o cache_dir */
 		struct reflect_ev *e = calloc(1, sizeof *e);
 		if (!e)
 			continue;

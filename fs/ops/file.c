@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../cache.h"
 #include "ops_int.h"
 
 /* ------------------------------------------------------------------ */
@@ -460,7 +461,9 @@ static int do_open(struct fs_mount *m, fuse_req_t req, fuse_ino_t ino, struct fu
 	} else {
 		CTR_INC(m, cache_misses);
 		rv = kv_get(m, key, klen, serial(m), &v);
-		if (rv && is_io_error(rv) && m->o.cache_fallback) {
+		if (rv && !writable && cache_serves(m, rv) && cache_read(m, key, klen, &v) == 0)
+			rv = 0; /* -o cache_dir */
+		if (rv && is_io_error(rv) && m->o.cache_fallback && !(writable && m->cache)) {
 			pthread_mutex_lock(&m->mu);
 			if (in->cval && in->cval_rev == in->mod_rev) {
 				v.exists = 1;

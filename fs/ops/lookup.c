@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../cache.h"
 #include "ops_int.h"
 
 /* Copy an inode's key (and type) out under the lock. */
@@ -127,6 +128,7 @@ void ops_fill_entry(struct fs_mount *m, struct fs_inode *in, struct fuse_entry_p
 void ops_cache_value(struct fs_mount *m, struct fs_inode *in, const struct kv_val *v)
 {
 	/* m->mu held; keep the value when reads may be served from it */
+	cache_note(m, in->key, in->klen, v); /* -o cache_dir: on disk */
 	if (m->o.consistency != FS_CACHED && !m->o.cache_fallback)
 		return;
 	if (!v->exists || in->mod_rev != v->kv.mod_revision || in->cval_rev == v->kv.mod_revision)
@@ -353,6 +355,16 @@ static int do_lookup(struct fs_mount *m, fuse_ino_t parent, const char *name, in
 	free(fv.val);
 	if (rv == 0 && !found && t.kind != NAME_FILE)
 		found = lookup_lingering(m, &t, e);
+	if (rv && cache_serves(m, rv)) { /* -o cache_dir */
+		pthread_mutex_lock(&m->mu);
+		in = cache_lookup_locked(m, t.fk, t.fklen, t.dk, t.dklen, t.kind);
+		if (in) {
+			ops_fill_entry(m, in, e);
+			rv = 0;
+			found = 1;
+		}
+		pthread_mutex_unlock(&m->mu);
+	}
 	if (rv && is_io_error(rv) && m->o.cache_fallback && lookup_cached(m, &t, e) == 0) {
 		CTR_INC(m, cache_hits);
 		rv = 0;
@@ -369,7 +381,10 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_LOOKUP]);
 	struct fuse_entry_param e;
-	int err = do_lookup(m, parent, name, reflect_is_me(m, req), &e);
+	int refl = reflect_is_me(m, req);
+	cache_always_ask(refl); /* -o cache_dir: a replay asks the cluster */
+	int err = do_lookup(m, parent, name, refl, &e);
+	cache_always_ask(0);
 	if (err)
 		reply_err(req, err);
 	else
@@ -422,7 +437,8 @@ int ops_refresh_file(struct fs_mount *m, fuse_ino_t ino)
 	if (rv && is_io_error(rv) && m->o.cache_fallback) {
 		pthread_mutex_lock(&m->mu);
 		struct fs_inode *in = inode_by_ino(m, ino);
-		int known = in && in->known;
+		int known =
+			(cache_serves(m, rv) && cache_refresh_locked(m, in)) || (in && in->known);
 		pthread_mutex_unlock(&m->mu);
 		if (known)
 			return 0;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../cache.h"
 #include "ops_int.h"
 
 /* ------------------------------------------------------------------ */
@@ -27,6 +28,7 @@
 static const char file_xattrs[] = "user.etcfs.revision\0user.etcfs.create_revision\0"
 				  "user.etcfs.version\0user.etcfs.lease\0user.etcfs.occ\0";
 static const char ttl_xattr[] = "user.etcfs.ttl\0";
+static const char stale_xattr[] = "user.etcfs.stale\0"; /* served from -o cache_dir */
 static const char root_xattrs[] = "user.etcfs.cluster_revision\0";
 
 static void reply_xattr_value(fuse_req_t req, const char *v, size_t size)
@@ -41,7 +43,7 @@ static void reply_xattr_value(fuse_req_t req, const char *v, size_t size)
 }
 
 /* The attribute names of ino into out (sizeof file_xattrs + sizeof
- * ttl_xattr bytes); returns their length or -errno. */
+ * ttl_xattr + sizeof stale_xattr bytes); returns their length or -errno. */
 static long xattr_names(struct fs_mount *m, fuse_ino_t ino, char *out)
 {
 	if (ino == FUSE_ROOT_ID) {
@@ -71,6 +73,10 @@ static long xattr_names(struct fs_mount *m, fuse_ino_t ino, char *out)
 		memcpy(out + n, ttl_xattr, sizeof ttl_xattr - 1);
 		n += sizeof ttl_xattr - 1;
 	}
+	if (cache_age(m, ino) >= 0) {
+		memcpy(out + n, stale_xattr, sizeof stale_xattr - 1);
+		n += sizeof stale_xattr - 1;
+	}
 	return (long)n;
 }
 
@@ -78,7 +84,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs_mount *m = M(req);
 	CTR_INC(m, ops[OP_LISTXATTR]);
-	char l[sizeof file_xattrs + sizeof ttl_xattr];
+	char l[sizeof file_xattrs + sizeof ttl_xattr + sizeof stale_xattr];
 	long n = xattr_names(m, ino, l);
 	if (n < 0)
 		reply_err(req, (int)-n);
@@ -150,6 +156,15 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	pthread_mutex_unlock(&m->mu);
 	if (type != FS_FILE || local) {
 		reply_err(req, ENODATA);
+		return;
+	}
+	if (strcmp(a, "stale") == 0) { /* -o cache_dir: absent while fresh */
+		int err = ops_refresh_file(m, ino);
+		int64_t age = err ? -1 : cache_age(m, ino);
+		if (err || age < 0)
+			reply_err(req, err ? err : ENODATA);
+		else
+			reply_xattr_value(req, (snprintf(v, sizeof v, "%" PRId64, age), v), size);
 		return;
 	}
 	if (strcmp(a, "occ") != 0) {
