@@ -1,5 +1,5 @@
 /*
- * maint.c - Cluster, Maintenance, Auth and grpc.health.v1 methods: what the
+ * maint.c - Maintenance, Auth and grpc.health.v1 methods: what the
  * member can already do is served, the rest is Unimplemented (dispatch.c).
  *
  *   Status      the node's status; version "3.4.0" so that clientv3 enables
@@ -11,8 +11,6 @@
  *   Defragment  LMDB reuses freed pages in place, so there is nothing to
  *               compact: answered with a header, like etcd after a defrag
  *   Hash(KV)    CRC32C of the key-values visible at a revision (hash_at)
- *   MemberList  client URLs: the http(s):// ones a member advertises (what a
- *               gRPC client can dial); its native tcp:// ones when it has none
  *   Auth        as etcd 3.4 with auth disabled: Authenticate fails with
  *               "authentication is not enabled", AuthDisable succeeds, the
  *               user and role lists are empty
@@ -99,84 +97,6 @@ void gmaint_move_leader(struct gcall *c)
 		return;
 	gconv_header(&h, &resp.hdr);
 	o.header = &h;
-	gcall_reply(c, &o.base);
-}
-
-static int is_http(ef_buf u)
-{
-	return (u.n > 7 && memcmp(u.p, "http://", 7) == 0) ||
-	       (u.n > 8 && memcmp(u.p, "https://", 8) == 0);
-}
-
-static char *cstr(ef_arena *a, ef_buf b)
-{
-	char *s = ef_arena_alloc(a, b.n + 1);
-
-	if (s)
-		memcpy(s, b.p, b.n);
-	return s;
-}
-
-static int by_id(const void *a, const void *b)
-{
-	uint64_t x = (*(Etcdserverpb__Member *const *)a)->id;
-	uint64_t y = (*(Etcdserverpb__Member *const *)b)->id;
-
-	return x < y ? -1 : x > y;
-}
-
-void gcluster_member_list(struct gcall *c)
-{
-	ef_msg req = {.type = EF_MSG_MEMBER_LIST}, resp;
-	Etcdserverpb__MemberListResponse o = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
-	Etcdserverpb__ResponseHeader h;
-	const ef_member_list_resp *l;
-
-	if (!UNPACK(c, Etcdserverpb__MemberListRequest,
-		    etcdserverpb__member_list_request__descriptor))
-		return;
-	if (gcall_node(c, &req, &resp))
-		return;
-	l = &resp.u.member_list_resp;
-	gconv_header(&h, &resp.hdr);
-	h.revision = 0; /* etcd's cluster service fills no revision */
-	o.header = &h;
-	o.n_members = l->n_members;
-	o.members = ef_arena_alloc(c->arena, (l->n_members ? l->n_members : 1) * sizeof(void *));
-	if (!o.members) {
-		gcall_reply(c, NULL);
-		return;
-	}
-	for (uint32_t i = 0; i < l->n_members; i++) {
-		const ef_member *m = &l->members[i];
-		Etcdserverpb__Member *d = ef_arena_alloc(c->arena, sizeof(*d));
-		int http = 0;
-
-		if (!d) {
-			gcall_reply(c, NULL);
-			return;
-		}
-		etcdserverpb__member__init(d);
-		d->id = m->id;
-		d->name = cstr(c->arena, m->name);
-		d->peerurls = ef_arena_alloc(c->arena, (m->n_peer_urls + 1) * sizeof(char *));
-		d->clienturls = ef_arena_alloc(c->arena, (m->n_client_urls + 1) * sizeof(char *));
-		if (!d->name || !d->peerurls || !d->clienturls) {
-			gcall_reply(c, NULL);
-			return;
-		}
-		for (uint32_t k = 0; k < m->n_peer_urls; k++)
-			d->peerurls[d->n_peerurls++] = cstr(c->arena, m->peer_urls[k]);
-		for (uint32_t k = 0; k < m->n_client_urls; k++)
-			http |= is_http(m->client_urls[k]);
-		for (uint32_t k = 0; k < m->n_client_urls; k++)
-			if (!http || is_http(m->client_urls[k]))
-				d->clienturls[d->n_clienturls++] =
-					cstr(c->arena, m->client_urls[k]);
-		d->islearner = m->is_learner;
-		o.members[i] = d;
-	}
-	qsort(o.members, o.n_members, sizeof(*o.members), by_id); /* etcd lists by ID */
 	gcall_reply(c, &o.base);
 }
 
