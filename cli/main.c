@@ -319,7 +319,7 @@ void ctl_parse(int argc, char **argv, const struct ctl_flag *flags, struct ctl_a
 	/* Global options take effect now. */
 	const char *env = getenv("ETCFSCTL_ENDPOINTS");
 	g_ctl.endpoints =
-		opt_endpoints ? opt_endpoints : (env && *env ? env : "tcp://127.0.0.1:2379");
+		opt_endpoints ? opt_endpoints : (env && *env ? env : "tcp://127.0.0.1:2378");
 	g_ctl.dial_ms = opt_dial_ms;
 	g_ctl.cmd_ms = opt_cmd_ms;
 	g_ctl.hex = opt_hex;
@@ -410,7 +410,7 @@ static void usage(FILE *f)
 	      "\telect\t\t\tObserves and participates in leader election\n"
 	      "\tversion\t\t\tPrints the version of etcfsctl\n\n"
 	      "GLOBAL OPTIONS:\n"
-	      "      --endpoints=tcp://127.0.0.1:2379\tcomma-separated endpoints (env ETCFSCTL_ENDPOINTS)\n"
+	      "      --endpoints=tcp://127.0.0.1:2378\tcomma-separated endpoints (env ETCFSCTL_ENDPOINTS)\n"
 	      "      --dial-timeout=2s\t\t\tdial timeout for client connections\n"
 	      "      --command-timeout=5s\t\ttimeout for short running command (excluding dial timeout)\n"
 	      "  -w, --write-out=\"simple\"\t\tset the output format (fields, json, simple, table)\n"

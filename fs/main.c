@@ -306,7 +306,7 @@ int main(int argc, char **argv)
 		return 1;
 	if (!m->o.endpoints) {
 		const char *e = getenv("ETCFS_ENDPOINTS");
-		set_str(&m->o.endpoints, e && *e ? e : "tcp://127.0.0.1:2379");
+		set_str(&m->o.endpoints, e && *e ? e : "tcp://127.0.0.1:2378");
 	}
 	if (!m->o.prefix)
 		set_str(&m->o.prefix, "");

@@ -850,7 +850,7 @@ static char *normalize_endpoint(const char *s, size_t n)
 
 int efc_open(const efc_opts *o, efc_client **out, char *err, size_t errlen)
 {
-	const char *eps = o->endpoints && *o->endpoints ? o->endpoints : "tcp://127.0.0.1:2379";
+	const char *eps = o->endpoints && *o->endpoints ? o->endpoints : "tcp://127.0.0.1:2378";
 	efc_client *c = calloc(1, sizeof *c);
 	if (!c)
 		return EF_E_NOMEM;
