@@ -93,7 +93,8 @@ ctl() { "$ETCFSCTL" --endpoints "$(endpoints)" "$@"; }
 ctl_on() { local i=$1; shift; "$ETCFSCTL" --endpoints "tcp://127.0.0.1:${M_CPORT[$i]}" "$@"; }
 
 member_start() { # member_start I (uses M_FLAGS, cluster spec in T_CLUSTER)
-	local i=$1 adv="tcp://127.0.0.1:${M_CPORT[$i]}"
+	local i=$1
+	local adv="tcp://127.0.0.1:${M_CPORT[$i]}" # after i is set: local expands every word first
 	# gRPC tests: members also advertise their gRPC/JSON URL (member list)
 	[ "${E2E_ADVERTISE_HTTP:-0}" = 1 ] && adv+=",http://127.0.0.1:${M_HPORT[$i]}"
 	setsid "$ETCFSD" --name "m$i" --data-dir "$T_DIR/m$i" \
