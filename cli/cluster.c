@@ -427,8 +427,17 @@ static int member_change(const char *sub, int argc, char **argv)
 		int first = 1;
 		for (uint32_t k = 0; k < mr->n_members; k++) {
 			const ef_member *m = &mr->members[k];
+			/* The new member is the one with the new id; an unstarted
+			 * member (no name yet) on the requested peer URLs is it
+			 * too, should the answer not name it (seen after the
+			 * leader changed: ETCD_INITIAL_CLUSTER then gave it no
+			 * name and the new member refused to start). */
+			int is_new =
+				m->id == nid || (m->name.n == 0 && m->n_peer_urls &&
+						 strncmp(purls, (const char *)m->peer_urls[0].p,
+							 m->peer_urls[0].n) == 0);
 			for (uint32_t u = 0; u < m->n_peer_urls; u++) {
-				if (m->id == nid)
+				if (is_new)
 					printf("%s%s=", first ? "" : ",", a.pos[0]);
 				else
 					printf("%s%.*s=", first ? "" : ",", (int)m->name.n,

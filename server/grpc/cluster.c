@@ -69,8 +69,8 @@ static Etcdserverpb__Member *member_conv(ef_arena *a, const ef_member *m)
 
 /* The member list of a response: *out and *n_out set; 0, or -1 when out of
  * memory. */
-static int members_conv(ef_arena *a, const ef_member *ms, uint32_t n,
-			Etcdserverpb__Member ***out, size_t *n_out)
+static int members_conv(ef_arena *a, const ef_member *ms, uint32_t n, Etcdserverpb__Member ***out,
+			size_t *n_out)
 {
 	Etcdserverpb__Member **v = ef_arena_alloc(a, (n ? n : 1) * sizeof(void *));
 
@@ -158,17 +158,17 @@ void gcluster_member_add(struct gcall *c)
 
 /* Remove, update and promote answer a header and the members after the
  * change; their response messages share that layout. */
-#define MEMBER_CHANGE_REPLY(c, resp, T, INIT)                                                  \
-	do {                                                                                   \
-		T o = INIT;                                                                    \
-		Etcdserverpb__ResponseHeader h;                                                \
-		header_conv(&h, &(resp));                                                      \
-		o.header = &h;                                                                 \
-		if (members_conv((c)->arena, (resp).u.member_resp.members,                     \
+#define MEMBER_CHANGE_REPLY(c, resp, T, INIT)                                                    \
+	do {                                                                                     \
+		T o = INIT;                                                                      \
+		Etcdserverpb__ResponseHeader h;                                                  \
+		header_conv(&h, &(resp));                                                        \
+		o.header = &h;                                                                   \
+		if (members_conv((c)->arena, (resp).u.member_resp.members,                       \
 				 (resp).u.member_resp.n_members, &o.members, &o.n_members) != 0) \
-			gcall_reply((c), NULL);                                                \
-		else                                                                           \
-			gcall_reply((c), &o.base);                                             \
+			gcall_reply((c), NULL);                                                  \
+		else                                                                             \
+			gcall_reply((c), &o.base);                                               \
 	} while (0)
 
 void gcluster_member_remove(struct gcall *c)
