@@ -53,8 +53,14 @@ check("unknown method -> Unimplemented", code == grpc.StatusCode.UNIMPLEMENTED
 code, _, det = call("/foo.Bar/Baz", b"")
 check("unknown service -> Unimplemented", code == grpc.StatusCode.UNIMPLEMENTED
       and det == "unknown service foo.Bar", (code, det))
+# a registered method etcfs does not serve yet (MemberAdd was one until the
+# membership work landed: it now refuses an empty peer URL list as etcd does)
+code, _, det = call("/etcdserverpb.Auth/UserAdd", b"")
+check("UserAdd -> Unimplemented", code == grpc.StatusCode.UNIMPLEMENTED
+      and det == "method UserAdd not implemented", (code, det))
 code, _, det = call("/etcdserverpb.Cluster/MemberAdd", b"")
-check("MemberAdd -> Unimplemented", code == grpc.StatusCode.UNIMPLEMENTED, (code, det))
+check("MemberAdd without peer URLs -> InvalidArgument", code == grpc.StatusCode.INVALID_ARGUMENT
+      and det == "etcdserver: given member URLs are invalid", (code, det))
 
 # --max-request-bytes is the default 1.5 MiB: 1.8 MB is etcd's "request is
 # too large", past 2 MiB the message is refused before decoding.
